@@ -1,0 +1,37 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+// Release-mode kernels: bounds checks off in the compute layer only matters in -O builds; tests run in debug.
+let package = Package(
+    name: "Balcony",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "BalconyCore", targets: ["BalconyCore"]),
+        .executable(name: "balcony", targets: ["balcony"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .target(
+            name: "BalconyCore",
+            dependencies: [.target(name: "CBLAS", condition: .when(platforms: [.linux]))],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .executableTarget(
+            name: "balcony",
+            dependencies: [
+                "BalconyCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "BalconyCoreTests", dependencies: ["BalconyCore"]),
+        .testTarget(name: "BalconyCLITests", dependencies: ["BalconyCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

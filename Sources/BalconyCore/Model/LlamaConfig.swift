@@ -1,0 +1,115 @@
+import Foundation
+
+/// How RoPE pairs the dimensions of a head. llama2.c and GGUF rotate interleaved pairs
+/// `(x[2i], x[2i+1])`; Hugging Face rotates half-split pairs `(x[i], x[i + d/2])` and orders the
+/// q/k projection rows for that. Balcony keeps each file's own row order and rotates accordingly,
+/// so mapped weights never need rewriting (see docs/rope.md).
+public enum RopeStyle: String, Codable, Sendable {
+    case interleaved
+    case halfSplit = "half_split"
+}
+
+/// LLaMA-3 frequency scaling (`rope_scaling.rope_type = "llama3"`).
+public struct RopeScaling: Codable, Sendable, Equatable {
+    public var factor: Double
+    public var lowFreqFactor: Double
+    public var highFreqFactor: Double
+    public var originalMaxPositionEmbeddings: Int
+
+    public init(factor: Double, lowFreqFactor: Double, highFreqFactor: Double, originalMaxPositionEmbeddings: Int) {
+        self.factor = factor
+        self.lowFreqFactor = lowFreqFactor
+        self.highFreqFactor = highFreqFactor
+        self.originalMaxPositionEmbeddings = originalMaxPositionEmbeddings
+    }
+}
+
+/// The shape and numerics of a LLaMA-family decoder (LLaMA 1/2/3, Mistral, Qwen2).
+public struct LlamaConfig: Codable, Sendable, Equatable {
+    /// "llama", "mistral" or "qwen2".
+    public var architecture: String
+    public var dim: Int
+    public var hiddenDim: Int
+    public var layerCount: Int
+    public var headCount: Int
+    public var kvHeadCount: Int
+    public var headDim: Int
+    public var vocabSize: Int
+    public var contextLength: Int
+    public var normEps: Float
+    public var ropeTheta: Float
+    public var ropeScaling: RopeScaling?
+    public var ropeStyle: RopeStyle
+    public var tiedEmbeddings: Bool
+    /// Qwen2 has biases on the q, k and v projections.
+    public var attentionBias: Bool
+
+    public init(
+        architecture: String = "llama", dim: Int, hiddenDim: Int, layerCount: Int, headCount: Int,
+        kvHeadCount: Int? = nil, headDim: Int? = nil, vocabSize: Int, contextLength: Int,
+        normEps: Float = 1e-5, ropeTheta: Float = 10000, ropeScaling: RopeScaling? = nil,
+        ropeStyle: RopeStyle = .halfSplit, tiedEmbeddings: Bool = false, attentionBias: Bool = false
+    ) {
+        self.architecture = architecture
+        self.dim = dim
+        self.hiddenDim = hiddenDim
+        self.layerCount = layerCount
+        self.headCount = headCount
+        self.kvHeadCount = kvHeadCount ?? headCount
+        self.headDim = headDim ?? (dim / max(headCount, 1))
+        self.vocabSize = vocabSize
+        self.contextLength = contextLength
+        self.normEps = normEps
+        self.ropeTheta = ropeTheta
+        self.ropeScaling = ropeScaling
+        self.ropeStyle = ropeStyle
+        self.tiedEmbeddings = tiedEmbeddings
+        self.attentionBias = attentionBias
+    }
+
+    public var qDim: Int { headCount * headDim }
+    public var kvDim: Int { kvHeadCount * headDim }
+
+    /// Parameters of one decoder layer.
+    public var parametersPerLayer: Int {
+        let attn = dim * qDim + 2 * dim * kvDim + qDim * dim + (attentionBias ? qDim + 2 * kvDim : 0)
+        return attn + 3 * dim * hiddenDim + 2 * dim
+    }
+
+    /// Total parameters, counting a tied embedding once.
+    public var parameterCount: Int {
+        vocabSize * dim * (tiedEmbeddings ? 1 : 2) + layerCount * parametersPerLayer + dim
+    }
+
+    /// Checks that the numbers describe a model Balcony can run; throws a message naming the bad field.
+    public func validate(source: String) throws {
+        func bad(_ why: String) -> ModelFileError { .corrupt(source, why) }
+        guard dim > 0, hiddenDim > 0, layerCount > 0, headCount > 0, kvHeadCount > 0, vocabSize > 0, contextLength > 0 else {
+            throw bad("configuration has a non-positive size (dim \(dim), hidden \(hiddenDim), layers \(layerCount), heads \(headCount), kv heads \(kvHeadCount), vocab \(vocabSize), context \(contextLength))")
+        }
+        guard headCount % kvHeadCount == 0 else {
+            throw bad("\(headCount) attention heads are not a multiple of \(kvHeadCount) key/value heads")
+        }
+        guard headDim > 0, headDim % 2 == 0 else { throw bad("head size \(headDim) must be even and positive") }
+        guard normEps > 0, ropeTheta > 0 else { throw bad("norm eps and rope theta must be positive") }
+    }
+
+    /// RoPE inverse frequencies for one head, with LLaMA-3 scaling when configured
+    /// (the same rule as transformers' `_compute_llama3_parameters`).
+    public func ropeInverseFrequencies() -> [Float] {
+        let half = headDim / 2
+        var inv = (0..<half).map { i in 1.0 / pow(Double(ropeTheta), Double(2 * i) / Double(headDim)) }
+        if let s = ropeScaling {
+            let lowWavelen = Double(s.originalMaxPositionEmbeddings) / s.lowFreqFactor
+            let highWavelen = Double(s.originalMaxPositionEmbeddings) / s.highFreqFactor
+            inv = inv.map { f in
+                let wavelen = 2 * Double.pi / f
+                if wavelen > lowWavelen { return f / s.factor }
+                if wavelen < highWavelen { return f }
+                let smooth = (Double(s.originalMaxPositionEmbeddings) / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor)
+                return (1 - smooth) * f / s.factor + smooth * f
+            }
+        }
+        return inv.map { Float($0) }
+    }
+}
