@@ -1,0 +1,1 @@
+// Forward pass: written by the lead; see LlamaModel API below.
