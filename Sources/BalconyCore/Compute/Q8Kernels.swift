@@ -69,7 +69,7 @@ public enum Linear {
         switch w.type {
         case .f32:
             if tokens == 1 {
-                BLAS.gemv(rows: w.rows, cols: w.cols, w: w.f32, x: x, y: y)
+                GEMV.f32(w, x: x, y: y)
             } else {
                 BLAS.gemmNT(m: tokens, n: w.rows, k: w.cols, a: x, lda: w.cols, b: w.f32, ldb: w.cols, c: y, ldc: w.rows)
             }
