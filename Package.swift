@@ -31,7 +31,8 @@ let package = Package(
             ]
         ),
         .testTarget(name: "BalconyCoreTests", dependencies: ["BalconyCore"]),
-        .testTarget(name: "BalconyCLITests", dependencies: ["BalconyCore"]),
+        .testTarget(name: "BalconyCLITests", dependencies: ["BalconyCore", "balcony"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )
+package.targets.append(.executableTarget(name: "scratchbench", dependencies: ["BalconyCore"]))

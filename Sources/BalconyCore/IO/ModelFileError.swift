@@ -15,6 +15,12 @@ public enum ModelFileError: LocalizedError, Equatable {
     case unknownFormat(String)
     case missingTokenizer(String)
     case writeFailed(String, String)
+    /// The file is well formed but uses a feature Balcony does not implement (e.g. YaRN RoPE).
+    case unsupportedFeature(String, String)
+    /// The tensors present do not match the configuration. Every problem is listed: names the
+    /// configuration needs but the files lack, names it does not know, and tensors whose shape
+    /// differs (each entry "name: found [..], expected [..]").
+    case tensorSetMismatch(String, missing: [String], unexpected: [String], wrongShape: [String])
 
     public var errorDescription: String? {
         switch self {
@@ -42,6 +48,19 @@ public enum ModelFileError: LocalizedError, Equatable {
             return "no tokenizer found for \(path); pass --tokenizer PATH (a tokenizer.bin, tokenizer.json, tokenizer.model or .gguf)"
         case let .writeFailed(path, why):
             return "cannot write \(path): \(why)"
+        case let .unsupportedFeature(path, what):
+            return "\(path) uses \(what), which Balcony does not support"
+        case let .tensorSetMismatch(path, missing, unexpected, wrongShape):
+            // Long lists (a wrong layer count) are cut so the message stays readable.
+            func list(_ names: [String]) -> String {
+                let shown = names.prefix(8).joined(separator: ", ")
+                return names.count > 8 ? shown + " and \(names.count - 8) more" : shown
+            }
+            var parts: [String] = []
+            if !missing.isEmpty { parts.append("missing \(missing.count) tensor(s): \(list(missing))") }
+            if !unexpected.isEmpty { parts.append("\(unexpected.count) unexpected tensor(s): \(list(unexpected))") }
+            if !wrongShape.isEmpty { parts.append("\(wrongShape.count) tensor(s) with the wrong shape: \(list(wrongShape))") }
+            return "\(path) does not match its configuration: " + parts.joined(separator: "; ")
         }
     }
 }

@@ -43,12 +43,18 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
     public var tiedEmbeddings: Bool
     /// Qwen2 has biases on the q, k and v projections.
     public var attentionBias: Bool
+    /// Per-frequency divisors of the RoPE inverse frequencies (`headDim / 2` values), as GGUF
+    /// files of LLaMA-3 models carry them in a `rope_freqs.weight` tensor instead of the
+    /// `rope_scaling` parameters (llama.cpp: `theta_i / freq_factors[i]`). Applied after
+    /// `ropeScaling` by `ropeInverseFrequencies()`.
+    public var ropeFreqFactors: [Float]?
 
     public init(
         architecture: String = "llama", dim: Int, hiddenDim: Int, layerCount: Int, headCount: Int,
         kvHeadCount: Int? = nil, headDim: Int? = nil, vocabSize: Int, contextLength: Int,
         normEps: Float = 1e-5, ropeTheta: Float = 10000, ropeScaling: RopeScaling? = nil,
-        ropeStyle: RopeStyle = .halfSplit, tiedEmbeddings: Bool = false, attentionBias: Bool = false
+        ropeStyle: RopeStyle = .halfSplit, tiedEmbeddings: Bool = false, attentionBias: Bool = false,
+        ropeFreqFactors: [Float]? = nil
     ) {
         self.architecture = architecture
         self.dim = dim
@@ -65,6 +71,7 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         self.ropeStyle = ropeStyle
         self.tiedEmbeddings = tiedEmbeddings
         self.attentionBias = attentionBias
+        self.ropeFreqFactors = ropeFreqFactors
     }
 
     public var qDim: Int { headCount * headDim }
@@ -92,10 +99,15 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         }
         guard headDim > 0, headDim % 2 == 0 else { throw bad("head size \(headDim) must be even and positive") }
         guard normEps > 0, ropeTheta > 0 else { throw bad("norm eps and rope theta must be positive") }
+        if let f = ropeFreqFactors {
+            guard f.count == headDim / 2 else { throw bad("\(f.count) rope frequency factors for head size \(headDim) (needs \(headDim / 2))") }
+            guard f.allSatisfy({ $0.isFinite && $0 > 0 }) else { throw bad("rope frequency factors must be positive and finite") }
+        }
     }
 
     /// RoPE inverse frequencies for one head, with LLaMA-3 scaling when configured
-    /// (the same rule as transformers' `_compute_llama3_parameters`).
+    /// (the same rule as transformers' `_compute_llama3_parameters`), each divided by
+    /// `ropeFreqFactors[i]` when a GGUF file supplied them.
     public func ropeInverseFrequencies() -> [Float] {
         let half = headDim / 2
         var inv = (0..<half).map { i in 1.0 / pow(Double(ropeTheta), Double(2 * i) / Double(headDim)) }
@@ -109,6 +121,9 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
                 let smooth = (Double(s.originalMaxPositionEmbeddings) / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor)
                 return (1 - smooth) * f / s.factor + smooth * f
             }
+        }
+        if let factors = ropeFreqFactors, factors.count == inv.count {
+            inv = zip(inv, factors).map { $0 / Double($1) }
         }
         return inv.map { Float($0) }
     }

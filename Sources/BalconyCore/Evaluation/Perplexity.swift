@@ -1,0 +1,39 @@
+import Foundation
+
+/// Per-token negative log-likelihoods of a text, the basis of perplexity.
+public struct TokenScores: Sendable, Codable {
+    /// The scored token ids (every token of the text but the first, which has no context).
+    public var tokens: [Int]
+    /// `-log p(tokens[i] | everything before it)`, nats.
+    public var nll: [Double]
+
+    public var meanNLL: Double { nll.isEmpty ? 0 : nll.reduce(0, +) / Double(nll.count) }
+    public var perplexity: Double { exp(meanNLL) }
+}
+
+/// Scores token sequences with a model; sequences longer than the context are scored in
+/// overlapping windows (stride half a context) so every token after the first window still sees
+/// at least half a context of history, as in Hugging Face's perplexity guide.
+public enum Perplexity {
+    public static func score(model: LlamaModel, tokens: [Int], window: Int? = nil) throws -> TokenScores {
+        var result = TokenScores(tokens: [], nll: [])
+        guard tokens.count >= 2 else { return result }
+        let ctx = max(2, min(window ?? model.config.contextLength, model.config.contextLength))
+        let stride = max(1, ctx / 2)
+        var begin = 0
+        var scoredUpTo = 1  // tokens[0] is never scored
+        while scoredUpTo < tokens.count {
+            let end = min(tokens.count, begin + ctx)
+            let lp = try model.tokenLogProbabilities(tokens: Array(tokens[begin..<end]))
+            // lp[j] scores tokens[begin + j + 1]
+            for pos in scoredUpTo..<end {
+                result.tokens.append(tokens[pos])
+                result.nll.append(-Double(lp[pos - begin - 1]))
+            }
+            scoredUpTo = end
+            if end == tokens.count { break }
+            begin += stride
+        }
+        return result
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+
+/// What to generate: how many tokens, how to sample, when to stop.
+public struct GenerationParameters: Sendable {
+    public var maxTokens: Int
+    public var sampling: SamplingParameters
+    /// Stop at the tokenizer's end-of-sequence ids.
+    public var stopAtEOS: Bool
+
+    public init(maxTokens: Int = 256, sampling: SamplingParameters = .init(), stopAtEOS: Bool = true) {
+        self.maxTokens = maxTokens
+        self.sampling = sampling
+        self.stopAtEOS = stopAtEOS
+    }
+}
+
+/// Timing and counts of one generation.
+public struct GenerationStats: Sendable, Codable {
+    public var promptTokens = 0
+    public var generatedTokens = 0
+    public var prefillSeconds = 0.0
+    public var decodeSeconds = 0.0
+
+    public var prefillTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
+    /// Decode rate over the tokens after the first (the first comes out of prefill).
+    public var decodeTokensPerSecond: Double {
+        decodeSeconds > 0 ? Double(max(generatedTokens - 1, 0)) / decodeSeconds : 0
+    }
+}
+
+/// One piece of streamed output.
+public struct GeneratedToken: Sendable {
+    public let id: Int
+    /// Text completed by this token (may be empty while a UTF-8 character is incomplete).
+    public let text: String
+}
+
+/// The generation loop: prefill the prompt, then sample and decode one token at a time.
+public struct Generator {
+    public let model: LlamaModel
+    public let tokenizer: any Tokenizer
+
+    public init(model: LlamaModel, tokenizer: any Tokenizer) {
+        self.model = model
+        self.tokenizer = tokenizer
+    }
+
+    /// Prompt ids for `text`: BOS when the tokenizer adds it; BOS alone for an empty prompt.
+    public func promptTokens(_ text: String) -> [Int] {
+        var ids = tokenizer.encodeForModel(text)
+        if ids.isEmpty, let bos = tokenizer.bosTokenId { ids = [bos] }
+        return ids
+    }
+
+    /// Generates after `prompt`, calling `onToken` for each new token; returning false stops early.
+    /// Stops at EOS, at `maxTokens`, or when the context is full.
+    @discardableResult
+    public func generate(prompt: [Int], parameters: GenerationParameters,
+                         onToken: (GeneratedToken) throws -> Bool) throws -> ([Int], GenerationStats) {
+        try parameters.sampling.validate()
+        guard parameters.maxTokens >= 0 else { throw GenerationError.invalidParameter("max tokens must be >= 0") }
+        guard !prompt.isEmpty else { throw ModelError.emptyInput }
+        let context = model.config.contextLength
+        guard prompt.count < context else { throw GenerationError.promptTooLong(tokens: prompt.count, context: context) }
+        var stats = GenerationStats()
+        stats.promptTokens = prompt.count
+        var out: [Int] = []
+        guard parameters.maxTokens > 0 else { return (out, stats) }
+
+        let cache = model.makeCache(capacity: min(context, prompt.count + parameters.maxTokens))
+        var sampler = Sampler(parameters.sampling)
+        var decoder = StreamingDecoder(tokenizer: tokenizer, previous: prompt.last)
+        var t0 = Date()
+        var logits = try model.forward(prompt, cache: cache)
+        stats.prefillSeconds = Date().timeIntervalSince(t0)
+        t0 = Date()
+        while true {
+            let next = sampler.sample(logits)
+            if parameters.stopAtEOS && tokenizer.eosTokenIds.contains(next) { break }
+            out.append(next)
+            stats.generatedTokens = out.count
+            let text = decoder.append(next)
+            if try !onToken(GeneratedToken(id: next, text: text)) { break }
+            if out.count >= parameters.maxTokens || cache.count >= cache.capacity { break }
+            logits = try model.forward([next], cache: cache)
+        }
+        let rest = decoder.finish()
+        if !rest.isEmpty { _ = try onToken(GeneratedToken(id: -1, text: rest)) }
+        stats.decodeSeconds = Date().timeIntervalSince(t0)
+        return (out, stats)
+    }
+
+    /// The same loop as an `AsyncThrowingStream` of text pieces (for servers and UIs).
+    public func stream(prompt: [Int], parameters: GenerationParameters) -> AsyncThrowingStream<String, Error> {
+        let box = UncheckedSendable(self)
+        return AsyncThrowingStream { continuation in
+            let task = Task.detached {
+                do {
+                    try box.value.generate(prompt: prompt, parameters: parameters) { piece in
+                        if !piece.text.isEmpty { continuation.yield(piece.text) }
+                        return !Task.isCancelled
+                    }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+/// Reusable activation buffers for a forward pass over up to `tokens` rows, so that decoding does
+/// not allocate per token. Grown on demand, owned by one sequence's cache.
+final class Scratch {
+    private(set) var tokens = 0
+    private(set) var scoreCapacity = 0
+    var xn = UnsafeMutablePointer<Float>.allocate(capacity: 1)      // [T, dim]
+    var q = UnsafeMutablePointer<Float>.allocate(capacity: 1)       // [T, qDim]
+    var k = UnsafeMutablePointer<Float>.allocate(capacity: 1)       // [T, kvDim]
+    var v = UnsafeMutablePointer<Float>.allocate(capacity: 1)       // [T, kvDim]
+    var att = UnsafeMutablePointer<Float>.allocate(capacity: 1)     // [T, qDim]
+    var proj = UnsafeMutablePointer<Float>.allocate(capacity: 1)    // [T, dim]
+    var gate = UnsafeMutablePointer<Float>.allocate(capacity: 1)    // [T, hidden]
+    var up = UnsafeMutablePointer<Float>.allocate(capacity: 1)      // [T, hidden]
+    var scores = UnsafeMutablePointer<Float>.allocate(capacity: 1)  // [max(T, heads), context]
+
+    func ensure(tokens t: Int, config c: LlamaConfig, context: Int) {
+        if t > tokens {
+            for p in [xn, q, k, v, att, proj, gate, up] { p.deallocate() }
+            xn = .allocate(capacity: t * c.dim)
+            q = .allocate(capacity: t * c.qDim)
+            k = .allocate(capacity: t * c.kvDim)
+            v = .allocate(capacity: t * c.kvDim)
+            att = .allocate(capacity: t * c.qDim)
+            proj = .allocate(capacity: t * c.dim)
+            gate = .allocate(capacity: t * c.hiddenDim)
+            up = .allocate(capacity: t * c.hiddenDim)
+            tokens = t
+        }
+        let need = max(t, c.headCount) * context
+        if need > scoreCapacity {
+            scores.deallocate()
+            scores = .allocate(capacity: need)
+            scoreCapacity = need
+        }
+    }
+
+    deinit {
+        for p in [xn, q, k, v, att, proj, gate, up, scores] { p.deallocate() }
+    }
+}

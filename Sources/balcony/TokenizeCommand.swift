@@ -1,0 +1,46 @@
+import ArgumentParser
+import BalconyCore
+import Foundation
+
+struct TokenizeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tokenize", abstract: "Print the token ids of a text.")
+
+    @Argument(help: "A model (its tokenizer is used) or a tokenizer file/folder. Default: stories260K.")
+    var modelOrTokenizer: String?
+    @Option(help: "Tokenizer file, when the model's own is not wanted.") var tokenizer: String?
+    @Option(help: "Threads (accepted for uniformity; tokenizing is single-threaded).") var threads: Int?
+    @Option(help: "Text to tokenize.") var text: String
+    @Flag(help: "Prepend BOS.") var bos = false
+    @Flag(help: "Print JSON with ids and pieces.") var json = false
+
+    struct Output: Codable {
+        var ids: [Int]
+        var pieces: [String]
+    }
+
+    func run() async throws {
+        try await reportingErrors {
+            let tok = try await loadTokenizer()
+            var ids = tok.encode(text)
+            if bos, let b = tok.bosTokenId { ids.insert(b, at: 0) }
+            if json {
+                print(try jsonLine(Output(ids: ids, pieces: ids.map { tok.piece(for: $0) })))
+            } else {
+                print(ids.map(String.init).joined(separator: " "))
+            }
+        }
+    }
+
+    /// A tokenizer file is loaded directly; anything else is treated as a model and its tokenizer used.
+    func loadTokenizer() async throws -> any Tokenizer {
+        if let t = tokenizer {
+            return try TokenizerLoader.load(url: URL(fileURLWithPath: try await ModelPaths.resolve(t)))
+        }
+        let path = try await ModelPaths.resolve(modelOrTokenizer ?? DefaultModel.path)
+        if let tok = try? TokenizerLoader.load(url: URL(fileURLWithPath: path)) { return tok }
+        let loaded = try ModelLoader.load(path: path)
+        if let g = loaded.gguf { return try TokenizerLoader.load(gguf: g) }
+        if let hint = loaded.tokenizerHint { return try TokenizerLoader.load(url: hint) }
+        throw ModelFileError.missingTokenizer(path)
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import Testing
+
+@Suite struct InfoTokenizeBenchCLITests {
+    struct Info: Decodable {
+        var architecture: String
+        var parameters: Int
+        var layers: Int
+        var dim: Int
+        var kv_heads: Int
+        var vocab_size: Int
+        var context_length: Int
+        var tensor_types: [String]
+        var tokenizer: Tok?
+        struct Tok: Decodable { var vocab_size: Int; var bos_token_id: Int? }
+    }
+
+    @Test func infoDescribesStories260K() throws {
+        let r = try CLIRunner.run(["info", CLIRunner.stories, "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let info = try JSONDecoder().decode(Info.self, from: Data(r.stdout.utf8))
+        #expect(info.architecture == "llama")
+        #expect(info.layers == 5 && info.dim == 64 && info.kv_heads == 4)
+        #expect(info.vocab_size == 512 && info.context_length == 512)
+        #expect(info.tensor_types == ["F32"])
+        #expect(info.tokenizer?.vocab_size == 512)
+        #expect(info.tokenizer?.bos_token_id == 1)
+        let text = try CLIRunner.run(["info", CLIRunner.stories])
+        #expect(text.stdout.contains("5 x (dim 64"))
+    }
+
+    @Test func tokenizeMatchesSentencePiece() throws {
+        let f = try StoriesFixture.load().prompts[0]
+        let r = try CLIRunner.run(["tokenize", CLIRunner.stories, "--text", f.prompt, "--bos"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == f.prompt_ids.map(String.init).joined(separator: " "))
+        let tok = CLIRunner.shared.appendingPathComponent("models/stories260K/tok512.bin").path
+        let j = try CLIRunner.run(["tokenize", tok, "--text", f.prompt, "--json"])
+        struct Out: Decodable { var ids: [Int]; var pieces: [String] }
+        let out = try JSONDecoder().decode(Out.self, from: Data(j.stdout.utf8))
+        #expect(out.ids == Array(f.prompt_ids.dropFirst()))
+        #expect(out.pieces.count == out.ids.count)
+    }
+
+    @Test func benchPrintsJSONFigures() throws {
+        let r = try CLIRunner.run(["bench", CLIRunner.stories, "--prompt-tokens", "32", "--gen-tokens", "8", "--repeats", "1", "--threads", "1", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect((obj?["prefill_tokens_per_s"] as? Double ?? 0) > 0)
+        #expect((obj?["decode_tokens_per_s"] as? Double ?? 0) > 0)
+        #expect((obj?["read_bandwidth_gb_s"] as? Double ?? 0) > 0)
+        #expect(obj?["threads"] as? Int == 1)
+    }
+}
+
+/// Bad input: each case is one line on stderr naming the problem, and a non-zero exit.
+@Suite struct BadInputCLITests {
+    func expectCleanFailure(_ r: CLIRunner.Result, mentions: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(r.status == 1, "exit \(r.status): \(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stderr.hasPrefix("error: "), "\(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stderr.lowercased().contains(mentions.lowercased()), "\(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stderr.trimmingCharacters(in: .newlines).split(separator: "\n").count == 1, sourceLocation: sourceLocation)
+    }
+
+    @Test func truncatedLlama2cFile() throws {
+        let dir = try CLIRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = try Data(contentsOf: URL(fileURLWithPath: CLIRunner.stories))
+        let cut = dir.appendingPathComponent("cut.bin")
+        try data.prefix(data.count / 2).write(to: cut)
+        expectCleanFailure(try CLIRunner.run(["info", cut.path]), mentions: "truncated")
+    }
+
+    @Test func headerDisagreeingWithFile() throws {
+        let dir = try CLIRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var data = try Data(contentsOf: URL(fileURLWithPath: CLIRunner.stories))
+        data.append(Data(repeating: 0, count: 4096))
+        let bad = dir.appendingPathComponent("long.bin")
+        try data.write(to: bad)
+        expectCleanFailure(try CLIRunner.run(["info", bad.path]), mentions: "header")
+    }
+
+    @Test func notAModel() throws {
+        let dir = try CLIRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let f = dir.appendingPathComponent("notes.bin")
+        try Data("this is not a model, just some text that is long enough".utf8).write(to: f)
+        let r = try CLIRunner.run(["info", f.path])
+        #expect(r.status == 1)
+        #expect(r.stderr.hasPrefix("error: "))
+        expectCleanFailure(try CLIRunner.run(["info", dir.appendingPathComponent("absent.gguf").path]), mentions: "absent.gguf")
+    }
+}
