@@ -178,7 +178,7 @@ public enum HuggingFaceTokenizer {
         let ids = config.resolve(tokens: tokens, bosNames: ["<s>"], eosNames: ["</s>"])
         return try SentencePieceBPE(pieces: tokens, scores: [Float](repeating: 0, count: tokens.count), types: types,
                                     merges: pairs, bosTokenId: ids.bos, eosTokenIds: ids.eos, unknownTokenId: unk,
-                                    addsBOS: config.addsBOS ?? true, byteFallback: byteFallback,
+                                    addsBOS: config.addsBOS ?? false, byteFallback: byteFallback,
                                     normalization: normalization, source: path)
     }
 
