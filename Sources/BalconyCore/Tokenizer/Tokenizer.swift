@@ -49,7 +49,7 @@ extension Tokenizer {
 
 /// Turns a stream of token ids into text without ever splitting a UTF-8 character: bytes of an
 /// incomplete character are held back until the tokens that complete it arrive.
-public struct StreamingDecoder {
+public struct StreamingDecoder: Sendable {
     public let tokenizer: any Tokenizer
     private var previous: Int?
     private var pending: [UInt8] = []
