@@ -14,11 +14,13 @@ Outputs (all small, committed):
                      a non-special added token ([merges as [a, b] pairs]) + tokenizer_config.json and
                      generation_config.json
   bytelevel-qwen2/   the LLaMA-3 vocabulary re-wired with Qwen2's regex and an NFC normalizer
+  bytelevel-llama3.gguf  the bytelevel-llama3 vocabulary as GGUF metadata (tokenizer.ggml.model "gpt2",
+                     pre "llama-bpe"), written with the `gguf` package; same expected ids
   cases.json         the test strings and, per tokenizer, the expected ids (null where a string
                      holds special-token text that Hugging Face would parse) and the reference
                      library's decoding of those ids
 
-Requires Python 3.11 with sentencepiece, tokenizers (and the shared assets in ../shared).
+Requires Python 3.11 with sentencepiece, tokenizers, gguf (and the shared assets in ../shared).
 Run from anywhere: python3 scripts/make_tokenizer_fixtures.py
 """
 
@@ -27,6 +29,7 @@ import os
 import random
 import struct
 
+import gguf
 import sentencepiece as spm
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
@@ -266,6 +269,29 @@ def save(tok: Tokenizer, folder: str, extra: dict[str, dict] | None = None) -> N
             f.write("\n")
 
 
+def write_gguf(tok: Tokenizer, path: str) -> None:
+    """A vocabulary-only GGUF the way llama.cpp's converter writes a LLaMA-3 tokenizer."""
+    j = json.loads(tok.to_str())
+    added = {t["id"]: t for t in j["added_tokens"]}
+    by_id = {i: t for t, i in j["model"]["vocab"].items()} | {i: t["content"] for i, t in added.items()}
+    tokens = [by_id[i] for i in range(len(by_id))]
+    types = [(gguf.TokenType.CONTROL if added[i]["special"] else gguf.TokenType.USER_DEFINED) if i in added
+             else gguf.TokenType.NORMAL for i in range(len(tokens))]
+    w = gguf.GGUFWriter(path, arch="llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("llama-bpe")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges([f"{a} {b}" for a, b in j["model"]["merges"]])
+    w.add_bos_token_id(tok.token_to_id("<|begin_of_text|>"))
+    w.add_eos_token_id(tok.token_to_id("<|end_of_text|>"))
+    w.add_add_bos_token(True)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
 def main() -> None:
     os.makedirs(OUT, exist_ok=True)
     strings = make_strings()
@@ -303,6 +329,8 @@ def main() -> None:
         "generation_config.json": {"bos_token_id": bos, "eos_token_id": [llama3.token_to_id("<|end_of_text|>"),
                                                                          llama3.token_to_id("<|eot_id|>")]},
     })
+
+    write_gguf(llama3, os.path.join(OUT, "bytelevel-llama3.gguf"))
 
     j = json.loads(llama3.to_str())
     j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = QWEN2_REGEX

@@ -55,6 +55,7 @@ struct FixtureTokenizer: CustomTestStringConvertible, Sendable {
         .init(name: "spm-metaspace tokenizer.json", url: TokenizerAssets.fixture("spm-metaspace/tokenizer.json"), expectedKey: "spm-metaspace"),
         .init(name: "bytelevel-gpt2 tokenizer.json", url: TokenizerAssets.fixture("bytelevel-gpt2"), expectedKey: "bytelevel-gpt2"),
         .init(name: "bytelevel-llama3 tokenizer.json", url: TokenizerAssets.fixture("bytelevel-llama3"), expectedKey: "bytelevel-llama3"),
+        .init(name: "bytelevel-llama3.gguf", url: TokenizerAssets.fixture("bytelevel-llama3.gguf"), expectedKey: "bytelevel-llama3"),
         .init(name: "bytelevel-qwen2 tokenizer.json", url: TokenizerAssets.fixture("bytelevel-qwen2/tokenizer.json"), expectedKey: "bytelevel-qwen2"),
     ]
 }
