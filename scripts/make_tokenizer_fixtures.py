@@ -16,6 +16,8 @@ Outputs (all small, committed):
   bytelevel-qwen2/   the LLaMA-3 vocabulary re-wired with Qwen2's regex and an NFC normalizer
   bytelevel-llama3.gguf  the bytelevel-llama3 vocabulary as GGUF metadata (tokenizer.ggml.model "gpt2",
                      pre "llama-bpe"), written with the `gguf` package; same expected ids
+  pretokenizer_splits.json  words that `tokenizers`' Split (Isolated) makes of tricky strings with
+                     the GPT-2, LLaMA-3 and Qwen2 patterns (Unicode whitespace, case-folded contractions)
   cases.json         the test strings and, per tokenizer, the expected ids (null where a string
                      holds special-token text that Hugging Face would parse) and the reference
                      library's decoding of those ids
@@ -292,6 +294,23 @@ def write_gguf(tok: Tokenizer, path: str) -> None:
     w.close()
 
 
+SPLIT_STRINGS = [
+    "a\t\tb", "a\n\nb", "a\x1c\x1cb", "a\x85\x85b", "a\xa0\xa0b", "a\u180e\u180eb", "a\u200b\u200bb",
+    "a\u2028\u2028b", "a\u3000\u3000b", "a\ufeff\ufeffb", "I'M he'S x'\u017f y'K 'LL they're",
+    "a\u00b2b 12345 \u00bd \u2167x", "x\u0301y", "\U0001F600\U0001F600 a", "  Hello\n\n  world  ",
+    " \r\n\t x !!\n\n?\r", "1234567 ab12cd", "",
+]
+
+
+def pretokenizer_splits() -> list[dict]:
+    out = []
+    for name, regex in (("gpt2", GPT2_REGEX), ("llama3", LLAMA3_REGEX), ("qwen2", QWEN2_REGEX)):
+        split = pre_tokenizers.Split(Regex(regex), behavior="isolated", invert=False)
+        for s in SPLIT_STRINGS:
+            out.append({"pattern": name, "text": s, "words": [w for w, _ in split.pre_tokenize_str(s)]})
+    return out
+
+
 def main() -> None:
     os.makedirs(OUT, exist_ok=True)
     strings = make_strings()
@@ -364,6 +383,9 @@ def main() -> None:
     with_special = {name: {"text": "Hello world", "ids": tok.encode("Hello world", add_special_tokens=True).ids}
                     for name, tok in hf.items()}
 
+    with open(os.path.join(OUT, "pretokenizer_splits.json"), "w", encoding="utf-8") as f:
+        json.dump(pretokenizer_splits(), f, ensure_ascii=True, indent=0)
+        f.write("\n")
     with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8") as f:
         json.dump({"strings": strings, "expected": expected, "decoded": decoded, "with_special_tokens": with_special},
                   f, ensure_ascii=False, separators=(",", ":"))

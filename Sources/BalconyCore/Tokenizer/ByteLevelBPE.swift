@@ -151,7 +151,7 @@ public struct ByteLevelBPE: Tokenizer {
     public func encode(_ text: String) -> [Int] {
         let text = normalizesNFC ? text.precomposedStringWithCanonicalMapping : text
         var out: [Int] = []
-        var bytes = Array(text.utf8)
+        let bytes = Array(text.utf8)
         var segmentStart = 0
         var i = 0
         // Split out added tokens (leftmost, longest first); the text between them is encoded alone.
@@ -167,12 +167,7 @@ public struct ByteLevelBPE: Tokenizer {
                 }
             }
         }
-        if segmentStart == 0 {
-            encodeSegment(bytes[...], into: &out)
-        } else {
-            encodeSegment(bytes[segmentStart...], into: &out)
-        }
-        bytes.removeAll()
+        encodeSegment(bytes[segmentStart...], into: &out)
         return out
     }
 

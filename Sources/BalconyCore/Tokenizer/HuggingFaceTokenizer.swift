@@ -238,7 +238,6 @@ struct SpecialTokenConfig {
     var eosNames: [String] = []
     var bosId: Int?
     var eosIds: [Int] = []
-    var hasConfig = false
 
     init(directory: URL, postProcessor: [String: Any]?) throws {
         func tokenName(_ v: Any?) -> String? {
@@ -248,7 +247,6 @@ struct SpecialTokenConfig {
         let configURL = directory.appendingPathComponent("tokenizer_config.json")
         if let data = FileManager.default.contents(atPath: configURL.path) {
             let c = try HuggingFaceTokenizer.object(data, configURL.path)
-            hasConfig = true
             addsBOS = c["add_bos_token"] as? Bool
             bosName = tokenName(c["bos_token"])
             if let e = tokenName(c["eos_token"]) { eosNames.append(e) }
@@ -256,7 +254,6 @@ struct SpecialTokenConfig {
         let generationURL = directory.appendingPathComponent("generation_config.json")
         if let data = FileManager.default.contents(atPath: generationURL.path) {
             let g = try HuggingFaceTokenizer.object(data, generationURL.path)
-            hasConfig = true
             if let e = g["eos_token_id"] as? Int { eosIds.append(e) }
             if let e = g["eos_token_id"] as? [Int] { eosIds += e }
             bosId = g["bos_token_id"] as? Int
@@ -276,9 +273,9 @@ struct SpecialTokenConfig {
     /// Ids by name; without any configuration, the conventional names.
     func resolve(tokens: [String], bosNames: [String], eosNames fallbackEos: [String]) -> (bos: Int?, eos: Set<Int>) {
         func id(_ name: String) -> Int? { tokens.firstIndex(of: name) }
-        var bos = bosName.flatMap(id) ?? bosId.flatMap { tokens.indices.contains($0) ? $0 : nil }
+        let bos = bosName.flatMap(id) ?? bosId.flatMap { tokens.indices.contains($0) ? $0 : nil }
+            ?? bosNames.lazy.compactMap(id).first
         var eos = Set(eosNames.compactMap(id) + eosIds.filter { tokens.indices.contains($0) })
-        if !hasConfig || (bosName == nil && bosId == nil) { bos = bos ?? bosNames.lazy.compactMap(id).first }
         if eos.isEmpty { eos = Set(fallbackEos.lazy.compactMap(id).prefix(1)) }
         return (bos, eos)
     }
