@@ -19,8 +19,9 @@ Outputs (all small, committed):
   pretokenizer_splits.json  words that `tokenizers`' Split (Isolated) makes of tricky strings with
                      the GPT-2, LLaMA-3 and Qwen2 patterns (Unicode whitespace, case-folded contractions)
   cases.json         the test strings and, per tokenizer, the expected ids (null where a string
-                     holds special-token text that Hugging Face would parse) and the reference
-                     library's decoding of those ids
+                     holds special-token text that Hugging Face would parse), the reference
+                     library's decoding of those ids, and Hugging Face's ids with special-token
+                     text parsed (its default) where they differ from the plain ones
 
 Requires Python 3.11 with sentencepiece, tokenizers, gguf (and the shared assets in ../shared).
 Run from anywhere: python3 scripts/make_tokenizer_fixtures.py
@@ -81,7 +82,8 @@ EDGE = [
     "x'ſ y'K", "don't", "DON'T", "'", "''", "' era", "1", "12", "123", "1234", "12345678901", "½²³ Ⅷ",
     "e\u0301", "cafe\u0301", "\u00e9", "a\u00a0b", "\u3000x", "a\u2028b", "\t\tx", "x\t", "\r\n\r\n", "  \n  \n",
     "!!!!!!", "...", " (", "\n =", "🦙", "👨‍👩‍👧", "Hello, y'all! How are you 😁 ?我想在apple工作1314151天～",
-    "<s>", "</s>", "<unk>", "a<s>b", "<|begin_of_text|>", "<|endoftext|>",
+    "<s>", "</s>", "<unk>", "a<s>b", "<s> b", " <s>b", "a <s> b</s>", "<unk>x", "<|begin_of_text|>", "<|endoftext|>",
+    "Hi<|eot_id|>\n<|begin_of_text|>user", "<|begin_of_text|><|end_of_text|>", " <|eot_id|> x<|endoftext|>",
     f"one{ADDED_WORD}two", f"{ADDED_WORD}", f" {ADDED_WORD} x {ADDED_WORD}{ADDED_WORD}",
 ]
 
@@ -380,6 +382,9 @@ def main() -> None:
     for name, tok in hf.items():
         expected[name] = [hf_ids(tok, s) for s in strings]
         decoded[name] = [None if ids is None else tok.decode(ids, skip_special_tokens=False) for ids in expected[name]]
+    # Stored only where parsing special tokens changes the ids (null elsewhere) to keep the file small.
+    parse_special = {name: [None if (ids := tok.encode(s, add_special_tokens=False).ids) == expected[name][i] else ids
+                            for i, s in enumerate(strings)] for name, tok in hf.items()}
     with_special = {name: {"text": "Hello world", "ids": tok.encode("Hello world", add_special_tokens=True).ids}
                     for name, tok in hf.items()}
 
@@ -387,7 +392,8 @@ def main() -> None:
         json.dump(pretokenizer_splits(), f, ensure_ascii=True, indent=0)
         f.write("\n")
     with open(os.path.join(OUT, "cases.json"), "w", encoding="utf-8") as f:
-        json.dump({"strings": strings, "expected": expected, "decoded": decoded, "with_special_tokens": with_special},
+        json.dump({"strings": strings, "expected": expected, "decoded": decoded, "parse_special": parse_special,
+                   "with_special_tokens": with_special},
                   f, ensure_ascii=False, separators=(",", ":"))
         f.write("\n")
     total = sum(os.path.getsize(os.path.join(d, fn)) for d, _, fns in os.walk(OUT) for fn in fns)

@@ -10,6 +10,9 @@ struct TokenizerFixtures: Sendable {
     let expected: [String: [[Int]?]]
     /// `sentencepiece`'s decoding of the expected ids, per SentencePiece model.
     let decoded: [String: [String?]]
+    /// `tokenizers`' ids with special-token text parsed, per tokenizer.json fixture; nil where they
+    /// equal `expected`.
+    let parseSpecial: [String: [[Int]?]]
     /// `tokenizers`' encoding of a text with special tokens (BOS) added.
     let withSpecialTokens: [String: (text: String, ids: [Int])]
 
@@ -20,13 +23,15 @@ struct TokenizerFixtures: Sendable {
               let strings = root["strings"] as? [String],
               let expected = root["expected"] as? [String: [Any]],
               let decoded = root["decoded"] as? [String: [Any]],
+              let parseSpecial = root["parse_special"] as? [String: [Any]],
               let special = root["with_special_tokens"] as? [String: [String: Any]] else {
-            return TokenizerFixtures(strings: [], expected: [:], decoded: [:], withSpecialTokens: [:])
+            return TokenizerFixtures(strings: [], expected: [:], decoded: [:], parseSpecial: [:], withSpecialTokens: [:])
         }
         return TokenizerFixtures(
             strings: strings,
             expected: expected.mapValues { $0.map { $0 as? [Int] } },
             decoded: decoded.mapValues { $0.map { $0 as? String } },
+            parseSpecial: parseSpecial.mapValues { $0.map { $0 as? [Int] } },
             withSpecialTokens: special.compactMapValues { v in
                 guard let t = v["text"] as? String, let ids = v["ids"] as? [Int] else { return nil }
                 return (t, ids)
@@ -110,6 +115,25 @@ struct FixtureTokenizer: CustomTestStringConvertible, Sendable {
             streamed += stream.finish()
             #expect(streamed == text, "string \(i): \(s.debugDescription)")
         }
+    }
+
+    /// With `parseSpecial`, special-token text becomes the special ids exactly as in `tokenizers`.
+    @Test(arguments: FixtureTokenizer.all.filter { Self.fixtures.parseSpecial[$0.expectedKey] != nil })
+    func parsesSpecialTokensLikeReference(_ t: FixtureTokenizer) throws {
+        let tokenizer = try t.load()
+        let parsed = try #require(Self.fixtures.parseSpecial[t.expectedKey])
+        let plain = try #require(Self.fixtures.expected[t.expectedKey])
+        #expect(parsed.count == Self.fixtures.strings.count)
+        var withSpecialText = 0
+        for (i, s) in Self.fixtures.strings.enumerated() {
+            guard let ids = parsed[i] ?? plain[i] else {
+                Issue.record("string \(i) has no expected ids")
+                continue
+            }
+            if parsed[i] != nil { withSpecialText += 1 }
+            #expect(tokenizer.encode(s, parseSpecial: true) == ids, "string \(i): \(s.debugDescription)")
+        }
+        #expect(withSpecialText >= 2)
     }
 
     /// BOS handling agrees with `tokenizers`' `encode(text, add_special_tokens=True)`.

@@ -151,6 +151,7 @@ public enum HuggingFaceTokenizer {
             if scheme != "never" {
                 normalization.addDummyPrefix = true
                 normalization.dummyPrefixOnlyIfAbsent = true
+                normalization.dummyPrefixOnFirstSegmentOnly = scheme == "first"
             }
         }
         let byteFallback = model["byte_fallback"] as? Bool ?? false
