@@ -89,6 +89,12 @@ import Testing
         }
     }
 
+    @Test func modelCheckpointIsNotATokenizer() {
+        // A llama2.c model .bin passed where a tokenizer .bin belongs.
+        let error = Self.loadError(TokenizerAssets.sharedFile("models/stories260K/stories260K.bin"))
+        #expect(error is TokenizerError)
+    }
+
     @Test func truncatedSentencePieceModel() throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -7,6 +7,20 @@ import Foundation
 /// tables; nothing untyped outlives `load`. Every component the file names must be one Balcony
 /// implements exactly, otherwise loading fails and says which one: silently ignoring a normalizer
 /// would give wrong ids without any sign.
+///
+/// - A `ByteLevel` pre-tokenizer or decoder makes a `ByteLevelBPE` (pre-tokenizer `ByteLevel` with
+///   `use_regex`, or `Split` with the GPT-2/LLaMA-3/Qwen2 regex, behavior `Isolated`; normalizer
+///   none or `NFC`; `ignore_merges` honoured).
+/// - Otherwise a BPE with `byte_fallback` or a "▁" normalizer/pre-tokenizer makes a
+///   `SentencePieceBPE` that merges by rank (normalizer `Prepend("▁")` + `Replace(" ", "▁")`, or
+///   pre-tokenizer `Metaspace` with `split: false`).
+/// - Special ids: `tokenizer_config.json`'s `bos_token`/`eos_token`, `generation_config.json`'s
+///   `eos_token_id` (an int or a list) and `bos_token_id`. BOS is added when `add_bos_token` says
+///   so, else when the `TemplateProcessing` post-processor starts with a special token (LLaMA 3),
+///   else not, which is what `tokenizers` itself does.
+/// - `added_tokens` marked `special` are control tokens (parsed only by
+///   `encode(_:parseSpecial:)`); the others are matched in the text like Hugging Face does. Their
+///   `lstrip`/`rstrip`/`single_word` flags are not implemented.
 public enum HuggingFaceTokenizer {
     /// Loads `tokenizer.json` at `url`.
     /// - Throws: `TokenizerError` for malformed JSON, non-BPE models and unsupported components.
