@@ -14,6 +14,7 @@ Outputs (all small, committed):
                      a non-special added token ([merges as [a, b] pairs]) + tokenizer_config.json and
                      generation_config.json
   bytelevel-qwen2/   the LLaMA-3 vocabulary re-wired with Qwen2's regex and an NFC normalizer
+  tok512-variant.model  tok512.model with a few pieces re-typed UNUSED or USER_DEFINED
   bytelevel-llama3.gguf  the bytelevel-llama3 vocabulary as GGUF metadata (tokenizer.ggml.model "gpt2",
                      pre "llama-bpe"), written with the `gguf` package; same expected ids
   pretokenizer_splits.json  words that `tokenizers`' Split (Isolated) makes of tricky strings with
@@ -202,6 +203,26 @@ def without_extra_whitespace_removal(model: bytes) -> bytes:
     return bytes(out)
 
 
+def with_piece_types(model: bytes, types: dict[str, int]) -> bytes:
+    """The model with some pieces' SentencePiece.type changed (4 = USER_DEFINED, 5 = UNUSED)."""
+    out = bytearray()
+    for field, wire, raw, payload in proto_fields(model):
+        if field == 1 and wire == 2:
+            fields = list(proto_fields(payload))
+            piece = next(v for f, _, _, v in fields if f == 1).decode("utf-8")
+            if piece in types:
+                body = b"".join(r for f, _, r, _ in fields if f != 3) + write_varint(3 << 3) + write_varint(types[piece])
+                out += write_varint(1 << 3 | 2) + write_varint(len(body)) + body
+                continue
+        out += raw
+    return bytes(out)
+
+
+# Pieces of tok512 re-typed in tok512-variant.model: merges may still form UNUSED pieces, which
+# SentencePiece then splits back; USER_DEFINED pieces are matched whole and never merged.
+VARIANT_TYPES = {"\u2581the": 5, "\u2581and": 5, "in": 5, "\u2581was": 5, "\u2581Lily": 4, "ed": 4}
+
+
 def spm_vocab_and_merges(sp: spm.SentencePieceProcessor):
     """Vocabulary and merges as Hugging Face's converter makes them: every split of a normal piece
     into two normal pieces, ranked by the merged piece's score (higher first)."""
@@ -321,6 +342,12 @@ def main() -> None:
     with open(TOK512, "rb") as f:
         tok512_bin = spm.SentencePieceProcessor(model_proto=without_extra_whitespace_removal(f.read()))
     llama2 = spm.SentencePieceProcessor(model_file=LLAMA2)
+    with open(TOK512, "rb") as f:
+        variant_bytes = with_piece_types(f.read(), VARIANT_TYPES)
+    with open(os.path.join(OUT, "tok512-variant.model"), "wb") as f:
+        f.write(variant_bytes)
+    variant = spm.SentencePieceProcessor(model_proto=variant_bytes)
+    assert sum(variant.is_unused(i) for i in range(variant.get_piece_size())) == 4
 
     hf = {}
     hf["spm-legacy"] = spm_tokenizer_json(tok512, metaspace=False)
@@ -373,11 +400,13 @@ def main() -> None:
         "tok512.model": [tok512.encode(s) for s in strings],
         "tok512.bin": [tok512_bin.encode(s) for s in strings],
         "llama2": [llama2.encode(s) for s in strings],
+        "tok512-variant.model": [variant.encode(s) for s in strings],
     }
     decoded = {
         "tok512.model": [tok512.decode(ids) for ids in expected["tok512.model"]],
         "tok512.bin": [tok512_bin.decode(ids) for ids in expected["tok512.bin"]],
         "llama2": [llama2.decode(ids) for ids in expected["llama2"]],
+        "tok512-variant.model": [variant.decode(ids) for ids in expected["tok512-variant.model"]],
     }
     for name, tok in hf.items():
         expected[name] = [hf_ids(tok, s) for s in strings]

@@ -295,6 +295,9 @@ public struct SentencePieceBPE: Tokenizer {
         if merges != nil { return encodeByRank(text) }
         var (symbols, frozen) = initialSymbols(text)
         var queue = MergeQueue(capacity: symbols.count)
+        // SentencePiece lets merges produce `unused` pieces but then splits them back into the two
+        // pieces they were last proposed from (`rev_merge` in bpe_model.cc): text -> left length.
+        var reverseMerges: [[UInt8]: Int32] = [:]
         symbols.withUnsafeMutableBufferPointer { sym in
             func tryAdd(_ left: Int32, _ right: Int32) {
                 guard left >= 0, right >= 0 else { return }
@@ -303,6 +306,7 @@ public struct SentencePieceBPE: Tokenizer {
                 let size = Int(l.length + r.length)
                 let span = UnsafeBufferPointer(rebasing: text[Int(l.start)..<(Int(l.start) + size)])
                 guard let id = table.lookup(span) else { return }
+                if types[Int(id)] == .unused { reverseMerges[Array(span)] = l.length }
                 queue.push(MergeCandidate(priority: Double(scores[Int(id)]), left: left, right: right,
                                           check: Int32(size), result: id))
             }
@@ -323,17 +327,25 @@ public struct SentencePieceBPE: Tokenizer {
         var out: [Int] = []
         out.reserveCapacity(symbols.count)
         var i: Int32 = symbols.isEmpty ? -1 : 0
+        func emit(_ start: Int, _ length: Int) {
+            let span = UnsafeBufferPointer(rebasing: text[start..<(start + length)])
+            guard let id = table.lookup(span) else {
+                appendUnknown(span, to: &out)
+                return
+            }
+            if types[Int(id)] == .unused, let left = reverseMerges[Array(span)] {
+                emit(start, Int(left))
+                emit(start + Int(left), length - Int(left))
+            } else {
+                out.append(Int(id))
+            }
+        }
         while i >= 0 {
             let s = symbols[Int(i)]
-            if s.id >= 0 {
+            if s.id >= 0 && types[Int(s.id)] != .unused {
                 out.append(Int(s.id))
             } else {
-                let span = UnsafeBufferPointer(rebasing: text[Int(s.start)..<Int(s.start + s.length)])
-                if let id = table.lookup(span) {
-                    out.append(Int(id))
-                } else {
-                    appendUnknown(span, to: &out)
-                }
+                emit(Int(s.start), Int(s.length))
             }
             i = s.next
         }
