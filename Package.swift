@@ -30,7 +30,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "BalconyCoreTests", dependencies: ["BalconyCore"]),
+        .testTarget(
+            name: "BalconyCoreTests",
+            dependencies: ["BalconyCore"],
+            // Golden fixtures are read from the source tree via #filePath, not bundled.
+            exclude: ["Fixtures"]
+        ),
         .testTarget(name: "BalconyCLITests", dependencies: ["BalconyCore", "balcony"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]

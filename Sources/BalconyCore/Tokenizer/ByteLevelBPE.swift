@@ -34,6 +34,8 @@ public struct ByteLevelBPE: Tokenizer {
     let merges: PairTable
     /// Added tokens that are matched in raw text before pre-tokenization, longest first.
     let addedTokens: [(bytes: [UInt8], id: Int32)]
+    /// The same plus control tokens, for `encode(_:parseSpecial:)`.
+    let addedAndSpecialTokens: [(bytes: [UInt8], id: Int32)]
     let decoded: [[UInt8]]
 
     /// - Parameters:
@@ -69,9 +71,13 @@ public struct ByteLevelBPE: Tokenizer {
         decoded.reserveCapacity(n)
         var wordEntries: [(key: [UInt8], value: Int)] = []
         var added: [(bytes: [UInt8], id: Int32)] = []
+        var special: [(bytes: [UInt8], id: Int32)] = []
         for (i, t) in tokens.enumerated() {
             switch types[i] {
-            case .control, .unknown, .unused:
+            case .control, .unknown:
+                decoded.append([])
+                if !t.isEmpty { special.append((Array(t.utf8), Int32(i))) }
+            case .unused:
                 decoded.append([])
             case .userDefined:
                 // Added tokens are plain text, not byte-to-unicode spellings (llama.cpp's
@@ -106,6 +112,7 @@ public struct ByteLevelBPE: Tokenizer {
         self.words = PieceTable(wordEntries)
         self.merges = table
         self.addedTokens = added.sorted { $0.bytes.count > $1.bytes.count }
+        self.addedAndSpecialTokens = (added + special).sorted { $0.bytes.count > $1.bytes.count }
         self.decoded = decoded
     }
 
@@ -149,38 +156,23 @@ public struct ByteLevelBPE: Tokenizer {
     // MARK: - Encoding
 
     public func encode(_ text: String) -> [Int] {
-        let text = normalizesNFC ? text.precomposedStringWithCanonicalMapping : text
-        var out: [Int] = []
-        var bytes = Array(text.utf8)
-        var segmentStart = 0
-        var i = 0
-        // Split out added tokens (leftmost, longest first); the text between them is encoded alone.
-        if !addedTokens.isEmpty {
-            while i < bytes.count {
-                if let (length, id) = addedToken(at: i, in: bytes) {
-                    encodeSegment(bytes[segmentStart..<i], into: &out)
-                    out.append(Int(id))
-                    i += length
-                    segmentStart = i
-                } else {
-                    i += 1
-                }
-            }
-        }
-        if segmentStart == 0 {
-            encodeSegment(bytes[...], into: &out)
-        } else {
-            encodeSegment(bytes[segmentStart...], into: &out)
-        }
-        bytes.removeAll()
-        return out
+        encode(text, splittingAt: addedTokens)
     }
 
-    private func addedToken(at i: Int, in bytes: [UInt8]) -> (Int, Int32)? {
-        for (t, id) in addedTokens where t.count <= bytes.count - i && t[0] == bytes[i] {
-            if bytes[i..<(i + t.count)].elementsEqual(t) { return (t.count, id) }
+    /// `encode(text)`, or with `parseSpecial` the texts of control tokens ("<|eot_id|>") become
+    /// those ids, as Hugging Face `tokenizers` and llama.cpp's `parse_special` do.
+    public func encode(_ text: String, parseSpecial: Bool) -> [Int] {
+        encode(text, splittingAt: parseSpecial ? addedAndSpecialTokens : addedTokens)
+    }
+
+    private func encode(_ text: String, splittingAt tokens: [(bytes: [UInt8], id: Int32)]) -> [Int] {
+        let text = normalizesNFC ? text.precomposedStringWithCanonicalMapping : text
+        var out: [Int] = []
+        // Added tokens are split out first; the text between them is pre-tokenized on its own.
+        forEachSegment(Array(text.utf8), splittingAt: tokens) { segment, id in
+            if let id { out.append(Int(id)) } else { encodeSegment(segment, into: &out) }
         }
-        return nil
+        return out
     }
 
     private func encodeSegment(_ segment: ArraySlice<UInt8>, into out: inout [Int]) {

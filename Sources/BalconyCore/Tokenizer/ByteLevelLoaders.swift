@@ -14,11 +14,9 @@ extension ByteLevelBPE {
         merges.reserveCapacity(mergeLines.count)
         for (i, line) in mergeLines.enumerated() {
             // llama.cpp splits at the first space after the first character.
-            guard let first = line.unicodeScalars.first,
-                  let space = line.unicodeScalars.dropFirst().firstIndex(of: " ") else {
+            guard let space = line.unicodeScalars.dropFirst().firstIndex(of: " ") else {
                 throw TokenizerError.corrupt(path, "merge \(i) ('\(line)') is not two tokens separated by a space")
             }
-            _ = first
             merges.append((String(line.unicodeScalars[..<space]),
                            String(line.unicodeScalars[line.unicodeScalars.index(after: space)...])))
         }

@@ -7,6 +7,20 @@ import Foundation
 /// tables; nothing untyped outlives `load`. Every component the file names must be one Balcony
 /// implements exactly, otherwise loading fails and says which one: silently ignoring a normalizer
 /// would give wrong ids without any sign.
+///
+/// - A `ByteLevel` pre-tokenizer or decoder makes a `ByteLevelBPE` (pre-tokenizer `ByteLevel` with
+///   `use_regex`, or `Split` with the GPT-2/LLaMA-3/Qwen2 regex, behavior `Isolated`; normalizer
+///   none or `NFC`; `ignore_merges` honoured).
+/// - Otherwise a BPE with `byte_fallback` or a "▁" normalizer/pre-tokenizer makes a
+///   `SentencePieceBPE` that merges by rank (normalizer `Prepend("▁")` + `Replace(" ", "▁")`, or
+///   pre-tokenizer `Metaspace` with `split: false`).
+/// - Special ids: `tokenizer_config.json`'s `bos_token`/`eos_token`, `generation_config.json`'s
+///   `eos_token_id` (an int or a list) and `bos_token_id`. BOS is added when `add_bos_token` says
+///   so, else when the `TemplateProcessing` post-processor starts with a special token (LLaMA 3),
+///   else not, which is what `tokenizers` itself does.
+/// - `added_tokens` marked `special` are control tokens (parsed only by
+///   `encode(_:parseSpecial:)`); the others are matched in the text like Hugging Face does. Their
+///   `lstrip`/`rstrip`/`single_word` flags are not implemented.
 public enum HuggingFaceTokenizer {
     /// Loads `tokenizer.json` at `url`.
     /// - Throws: `TokenizerError` for malformed JSON, non-BPE models and unsupported components.
@@ -151,6 +165,7 @@ public enum HuggingFaceTokenizer {
             if scheme != "never" {
                 normalization.addDummyPrefix = true
                 normalization.dummyPrefixOnlyIfAbsent = true
+                normalization.dummyPrefixOnFirstSegmentOnly = scheme == "first"
             }
         }
         let byteFallback = model["byte_fallback"] as? Bool ?? false
@@ -178,7 +193,7 @@ public enum HuggingFaceTokenizer {
         let ids = config.resolve(tokens: tokens, bosNames: ["<s>"], eosNames: ["</s>"])
         return try SentencePieceBPE(pieces: tokens, scores: [Float](repeating: 0, count: tokens.count), types: types,
                                     merges: pairs, bosTokenId: ids.bos, eosTokenIds: ids.eos, unknownTokenId: unk,
-                                    addsBOS: config.addsBOS ?? true, byteFallback: byteFallback,
+                                    addsBOS: config.addsBOS ?? false, byteFallback: byteFallback,
                                     normalization: normalization, source: path)
     }
 
@@ -238,7 +253,6 @@ struct SpecialTokenConfig {
     var eosNames: [String] = []
     var bosId: Int?
     var eosIds: [Int] = []
-    var hasConfig = false
 
     init(directory: URL, postProcessor: [String: Any]?) throws {
         func tokenName(_ v: Any?) -> String? {
@@ -248,7 +262,6 @@ struct SpecialTokenConfig {
         let configURL = directory.appendingPathComponent("tokenizer_config.json")
         if let data = FileManager.default.contents(atPath: configURL.path) {
             let c = try HuggingFaceTokenizer.object(data, configURL.path)
-            hasConfig = true
             addsBOS = c["add_bos_token"] as? Bool
             bosName = tokenName(c["bos_token"])
             if let e = tokenName(c["eos_token"]) { eosNames.append(e) }
@@ -256,7 +269,6 @@ struct SpecialTokenConfig {
         let generationURL = directory.appendingPathComponent("generation_config.json")
         if let data = FileManager.default.contents(atPath: generationURL.path) {
             let g = try HuggingFaceTokenizer.object(data, generationURL.path)
-            hasConfig = true
             if let e = g["eos_token_id"] as? Int { eosIds.append(e) }
             if let e = g["eos_token_id"] as? [Int] { eosIds += e }
             bosId = g["bos_token_id"] as? Int
@@ -276,9 +288,9 @@ struct SpecialTokenConfig {
     /// Ids by name; without any configuration, the conventional names.
     func resolve(tokens: [String], bosNames: [String], eosNames fallbackEos: [String]) -> (bos: Int?, eos: Set<Int>) {
         func id(_ name: String) -> Int? { tokens.firstIndex(of: name) }
-        var bos = bosName.flatMap(id) ?? bosId.flatMap { tokens.indices.contains($0) ? $0 : nil }
+        let bos = bosName.flatMap(id) ?? bosId.flatMap { tokens.indices.contains($0) ? $0 : nil }
+            ?? bosNames.lazy.compactMap(id).first
         var eos = Set(eosNames.compactMap(id) + eosIds.filter { tokens.indices.contains($0) })
-        if !hasConfig || (bosName == nil && bosId == nil) { bos = bos ?? bosNames.lazy.compactMap(id).first }
         if eos.isEmpty { eos = Set(fallbackEos.lazy.compactMap(id).prefix(1)) }
         return (bos, eos)
     }

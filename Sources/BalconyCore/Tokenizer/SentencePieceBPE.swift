@@ -31,6 +31,10 @@ public struct SentencePieceBPE: Tokenizer {
         /// Skip the dummy prefix when the text already starts with "▁" after escaping, as Hugging
         /// Face's `Metaspace` pre-tokenizer does (SentencePiece itself never skips it).
         public var dummyPrefixOnlyIfAbsent: Bool
+        /// With special-token parsing, give only a text's first segment the dummy prefix (Hugging
+        /// Face `Metaspace` with `prepend_scheme: "first"`); otherwise every segment between special
+        /// tokens gets one (llama.cpp, Hugging Face's `Prepend` normalizer).
+        public var dummyPrefixOnFirstSegmentOnly: Bool
         /// Replace " " by "▁" (SentencePiece `escape_whitespaces`).
         public var escapeWhitespaces: Bool
         /// Drop leading and trailing spaces and collapse runs of spaces into one (SentencePiece
@@ -38,9 +42,11 @@ public struct SentencePieceBPE: Tokenizer {
         public var removeExtraWhitespaces: Bool
 
         public init(addDummyPrefix: Bool = true, dummyPrefixOnlyIfAbsent: Bool = false,
-                    escapeWhitespaces: Bool = true, removeExtraWhitespaces: Bool = false) {
+                    dummyPrefixOnFirstSegmentOnly: Bool = false, escapeWhitespaces: Bool = true,
+                    removeExtraWhitespaces: Bool = false) {
             self.addDummyPrefix = addDummyPrefix
             self.dummyPrefixOnlyIfAbsent = dummyPrefixOnlyIfAbsent
+            self.dummyPrefixOnFirstSegmentOnly = dummyPrefixOnFirstSegmentOnly
             self.escapeWhitespaces = escapeWhitespaces
             self.removeExtraWhitespaces = removeExtraWhitespaces
         }
@@ -75,6 +81,8 @@ public struct SentencePieceBPE: Tokenizer {
     let userDefined: [(bytes: [UInt8], id: Int32)]
     /// The bytes each id decodes to ("▁" already turned into a space).
     let decoded: [[UInt8]]
+    /// Control and unknown pieces by their text, longest first, for `encode(_:parseSpecial:)`.
+    let specialTokens: [(bytes: [UInt8], id: Int32)]
 
     /// A tokenizer that merges by piece score (SentencePiece's own rule).
     /// - Parameters:
@@ -148,6 +156,11 @@ public struct SentencePieceBPE: Tokenizer {
             .map { (Array($0.element.utf8), Int32($0.offset)) }
             .sorted { $0.bytes.count > $1.bytes.count }
 
+        specialTokens = pieces.enumerated()
+            .filter { (types[$0.offset] == .control || types[$0.offset] == .unknown) && !$0.element.isEmpty }
+            .map { (Array($0.element.utf8), Int32($0.offset)) }
+            .sorted { $0.bytes.count > $1.bytes.count }
+
         decoded = pieces.enumerated().map { i, p in
             switch types[i] {
             case .normal, .userDefined: return Array(p.replacingOccurrences(of: "\u{2581}", with: " ").utf8)
@@ -187,29 +200,51 @@ public struct SentencePieceBPE: Tokenizer {
     // MARK: - Encoding
 
     public func encode(_ text: String) -> [Int] {
-        let normalized = normalize(text)
+        encodeSegment(Array(text.utf8)[...], firstSegment: true)
+    }
+
+    /// `encode(text)`, or with `parseSpecial` the texts of control pieces ("<s>", "</s>", "<unk>")
+    /// become those ids and the text between them is encoded segment by segment.
+    public func encode(_ text: String, parseSpecial: Bool) -> [Int] {
+        guard parseSpecial, !specialTokens.isEmpty else { return encode(text) }
+        var out: [Int] = []
+        forEachSegment(Array(text.utf8), splittingAt: specialTokens) { segment, id in
+            if let id {
+                out.append(Int(id))
+            } else {
+                out += encodeSegment(segment, firstSegment: segment.startIndex == 0)
+            }
+        }
+        return out
+    }
+
+    private func encodeSegment(_ input: ArraySlice<UInt8>, firstSegment: Bool) -> [Int] {
+        let normalized = normalize(input, firstSegment: firstSegment)
         guard !normalized.isEmpty else { return [] }
         return normalized.withUnsafeBufferPointer { encodeNormalized($0) }
     }
 
-    /// SentencePiece's `Normalizer::Normalize` for the identity rule, byte by byte.
     func normalize(_ text: String) -> [UInt8] {
+        normalize(Array(text.utf8)[...], firstSegment: true)
+    }
+
+    /// SentencePiece's `Normalizer::Normalize` for the identity rule, byte by byte.
+    func normalize(_ input: ArraySlice<UInt8>, firstSegment: Bool) -> [UInt8] {
         let space: [UInt8] = normalization.escapeWhitespaces ? [0xE2, 0x96, 0x81] : [0x20]
-        let input = Array(text.utf8)
-        var start = 0
+        var start = input.startIndex
         if normalization.removeExtraWhitespaces {
-            while start < input.count && input[start] == 0x20 { start += 1 }
+            while start < input.endIndex && input[start] == 0x20 { start += 1 }
         }
-        guard start < input.count else { return [] }
+        guard start < input.endIndex else { return [] }
         var out: [UInt8] = []
         out.reserveCapacity(input.count + input.count / 2 + 3)
-        if normalization.addDummyPrefix {
+        if normalization.addDummyPrefix && (firstSegment || !normalization.dummyPrefixOnFirstSegmentOnly) {
             let startsWithSpace = input[start] == 0x20
-                || (input.count - start >= 3 && input[start] == 0xE2 && input[start + 1] == 0x96 && input[start + 2] == 0x81)
+                || (input.endIndex - start >= 3 && input[start] == 0xE2 && input[start + 1] == 0x96 && input[start + 2] == 0x81)
             if !(normalization.dummyPrefixOnlyIfAbsent && startsWithSpace) { out += space }
         }
         var previousWasSpace = normalization.removeExtraWhitespaces
-        for i in start..<input.count {
+        for i in start..<input.endIndex {
             let b = input[i]
             if b == 0x20 {
                 if previousWasSpace { continue }
@@ -260,6 +295,9 @@ public struct SentencePieceBPE: Tokenizer {
         if merges != nil { return encodeByRank(text) }
         var (symbols, frozen) = initialSymbols(text)
         var queue = MergeQueue(capacity: symbols.count)
+        // SentencePiece lets merges produce `unused` pieces but then splits them back into the two
+        // pieces they were last proposed from (`rev_merge` in bpe_model.cc): text -> left length.
+        var reverseMerges: [[UInt8]: Int32] = [:]
         symbols.withUnsafeMutableBufferPointer { sym in
             func tryAdd(_ left: Int32, _ right: Int32) {
                 guard left >= 0, right >= 0 else { return }
@@ -268,6 +306,7 @@ public struct SentencePieceBPE: Tokenizer {
                 let size = Int(l.length + r.length)
                 let span = UnsafeBufferPointer(rebasing: text[Int(l.start)..<(Int(l.start) + size)])
                 guard let id = table.lookup(span) else { return }
+                if types[Int(id)] == .unused { reverseMerges[Array(span)] = l.length }
                 queue.push(MergeCandidate(priority: Double(scores[Int(id)]), left: left, right: right,
                                           check: Int32(size), result: id))
             }
@@ -288,17 +327,25 @@ public struct SentencePieceBPE: Tokenizer {
         var out: [Int] = []
         out.reserveCapacity(symbols.count)
         var i: Int32 = symbols.isEmpty ? -1 : 0
+        func emit(_ start: Int, _ length: Int) {
+            let span = UnsafeBufferPointer(rebasing: text[start..<(start + length)])
+            guard let id = table.lookup(span) else {
+                appendUnknown(span, to: &out)
+                return
+            }
+            if types[Int(id)] == .unused, let left = reverseMerges[Array(span)] {
+                emit(start, Int(left))
+                emit(start + Int(left), length - Int(left))
+            } else {
+                out.append(Int(id))
+            }
+        }
         while i >= 0 {
             let s = symbols[Int(i)]
-            if s.id >= 0 {
+            if s.id >= 0 && types[Int(s.id)] != .unused {
                 out.append(Int(s.id))
             } else {
-                let span = UnsafeBufferPointer(rebasing: text[Int(s.start)..<Int(s.start + s.length)])
-                if let id = table.lookup(span) {
-                    out.append(Int(id))
-                } else {
-                    appendUnknown(span, to: &out)
-                }
+                emit(Int(s.start), Int(s.length))
             }
             i = s.next
         }
@@ -357,45 +404,6 @@ public struct SentencePieceBPE: Tokenizer {
         }
         return out
     }
-}
-
-/// Merges a linked list of symbols with ids by explicit merge ranks, lowest rank first, leftmost
-/// among equals. Shared by the SentencePiece ranks rule and byte-level BPE.
-func mergeByRank(_ symbols: inout [MergeSymbol], _ merges: PairTable) {
-    guard symbols.count > 1 else { return }
-    var queue = MergeQueue(capacity: symbols.count)
-    symbols.withUnsafeMutableBufferPointer { sym in
-        @inline(__always) func tryAdd(_ left: Int32, _ right: Int32) {
-            guard left >= 0, right >= 0 else { return }
-            if let m = merges.lookup(sym[Int(left)].id, sym[Int(right)].id) {
-                queue.push(MergeCandidate(priority: -Double(m.rank), left: left, right: right, check: 0, result: m.result))
-            }
-        }
-        for i in 1..<sym.count { tryAdd(Int32(i - 1), Int32(i)) }
-        while let c = queue.pop() {
-            let l = sym[Int(c.left)], r = sym[Int(c.right)]
-            // Stale when either side was merged since: the pair no longer exists as queued.
-            if l.length == 0 || r.length == 0 || l.next != c.right { continue }
-            guard let m = merges.lookup(l.id, r.id), m.result == c.result else { continue }
-            sym[Int(c.left)].length += r.length
-            sym[Int(c.left)].id = c.result
-            sym[Int(c.right)].length = 0
-            sym[Int(c.left)].next = r.next
-            if r.next >= 0 { sym[Int(r.next)].prev = c.left }
-            tryAdd(l.prev, c.left)
-            tryAdd(c.left, r.next)
-        }
-    }
-}
-
-@inline(__always)
-func utf8Length(_ lead: UInt8) -> Int {
-    // llama.cpp's `unicode_len_utf8`: continuation or invalid lead bytes count as one.
-    if lead < 0x80 { return 1 }
-    if lead & 0xE0 == 0xC0 { return 2 }
-    if lead & 0xF0 == 0xE0 { return 3 }
-    if lead & 0xF8 == 0xF0 { return 4 }
-    return 1
 }
 
 // MARK: - Decoding

@@ -18,6 +18,11 @@ public protocol Tokenizer: Sendable {
 
     func encode(_ text: String) -> [Int]
 
+    /// `encode(text)`, or with `parseSpecial` the texts of control tokens ("<s>", "<|eot_id|>")
+    /// become those ids, as chat templates need (llama.cpp's `parse_special`, the default of
+    /// Hugging Face `tokenizers`). The text between them is encoded segment by segment.
+    func encode(_ text: String, parseSpecial: Bool) -> [Int]
+
     /// The vocabulary's own text for `id` (e.g. "▁Once", "<0x0A>", "Ġthe").
     func piece(for id: Int) -> String
 
@@ -28,6 +33,11 @@ public protocol Tokenizer: Sendable {
 }
 
 extension Tokenizer {
+    /// Fallback for conformers that have no special tokens to parse: plain `encode(text)`.
+    public func encode(_ text: String, parseSpecial: Bool) -> [Int] {
+        encode(text)
+    }
+
     /// Decodes ids to text; invalid UTF-8 becomes U+FFFD.
     public func decode(_ ids: [Int], previous: Int? = nil) -> String {
         var out: [UInt8] = []
@@ -49,7 +59,7 @@ extension Tokenizer {
 
 /// Turns a stream of token ids into text without ever splitting a UTF-8 character: bytes of an
 /// incomplete character are held back until the tokens that complete it arrive.
-public struct StreamingDecoder {
+public struct StreamingDecoder: Sendable {
     public let tokenizer: any Tokenizer
     private var previous: Int?
     private var pending: [UInt8] = []

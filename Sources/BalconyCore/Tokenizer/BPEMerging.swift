@@ -73,3 +73,42 @@ struct MergeSymbol {
     var next: Int32
     var id: Int32
 }
+
+/// Merges a linked list of symbols with ids by explicit merge ranks, lowest rank first, leftmost
+/// among equals. Shared by the SentencePiece ranks rule and byte-level BPE.
+func mergeByRank(_ symbols: inout [MergeSymbol], _ merges: PairTable) {
+    guard symbols.count > 1 else { return }
+    var queue = MergeQueue(capacity: symbols.count)
+    symbols.withUnsafeMutableBufferPointer { sym in
+        @inline(__always) func tryAdd(_ left: Int32, _ right: Int32) {
+            guard left >= 0, right >= 0 else { return }
+            if let m = merges.lookup(sym[Int(left)].id, sym[Int(right)].id) {
+                queue.push(MergeCandidate(priority: -Double(m.rank), left: left, right: right, check: 0, result: m.result))
+            }
+        }
+        for i in 1..<sym.count { tryAdd(Int32(i - 1), Int32(i)) }
+        while let c = queue.pop() {
+            let l = sym[Int(c.left)], r = sym[Int(c.right)]
+            // Stale when either side was merged since: the pair no longer exists as queued.
+            if l.length == 0 || r.length == 0 || l.next != c.right { continue }
+            guard let m = merges.lookup(l.id, r.id), m.result == c.result else { continue }
+            sym[Int(c.left)].length += r.length
+            sym[Int(c.left)].id = c.result
+            sym[Int(c.right)].length = 0
+            sym[Int(c.left)].next = r.next
+            if r.next >= 0 { sym[Int(r.next)].prev = c.left }
+            tryAdd(l.prev, c.left)
+            tryAdd(c.left, r.next)
+        }
+    }
+}
+
+@inline(__always)
+func utf8Length(_ lead: UInt8) -> Int {
+    // llama.cpp's `unicode_len_utf8`: continuation or invalid lead bytes count as one.
+    if lead < 0x80 { return 1 }
+    if lead & 0xE0 == 0xC0 { return 2 }
+    if lead & 0xF0 == 0xE0 { return 3 }
+    if lead & 0xF8 == 0xF0 { return 4 }
+    return 1
+}
