@@ -30,7 +30,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "BalconyCoreTests", dependencies: ["BalconyCore"]),
+        .testTarget(name: "BalconyCoreTests", dependencies: ["BalconyCore"], exclude: ["Fixtures"]),
         .testTarget(name: "BalconyCLITests", dependencies: ["BalconyCore", "balcony"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
