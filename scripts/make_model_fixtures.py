@@ -29,6 +29,7 @@ the BF16/F16 weights upcast, and for Q8_0 the blocks dequantized by gguf.quants.
 the same weights is recorded too, to show the float32 reference's own rounding error.
 
 Run: python3 scripts/make_model_fixtures.py   (torch, transformers 5.x, gguf, safetensors, numpy)
+     python3 scripts/make_model_fixtures.py --check-folder DIR   (log-probabilities of any HF folder)
 """
 import copy
 import json
@@ -402,8 +403,24 @@ def make_safetensors():
         f.write("\n")
 
 
+def check_folder(path):
+    """Loads a model folder (e.g. one written by Balcony's RandomModel) with transformers and prints
+    its log-probabilities of TOKENS (taken modulo the vocabulary) as JSON, to compare by hand with
+    Balcony's forward pass on the same folder."""
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    vocab = model.config.vocab_size
+    global TOKENS
+    TOKENS = [t % vocab for t in TOKENS]
+    print(json.dumps({"tokens": TOKENS, "logprobs": log_probs(model)}))
+
+
 if __name__ == "__main__":
+    import sys
     torch.set_num_threads(1)  # deterministic reductions
+    if len(sys.argv) == 3 and sys.argv[1] == "--check-folder":
+        check_folder(sys.argv[2])
+        sys.exit(0)
     make_safetensors()
     make_llama_gqa()
     make_llama3_rope()
