@@ -25,6 +25,12 @@ import Testing
         #expect(loaded.gguf?.metadata["general.architecture"]?.stringValue == "llama")
         #expect(loaded.tokenizerHint == nil)
         #expect(loaded.weights.config.ropeStyle == .interleaved)
+        // Q8_0 weights are used in place: they point into the file's mapping.
+        let mapped = try #require(loaded.gguf?.file.bytes)
+        let start = try #require(mapped.baseAddress)
+        for m in [loaded.weights.tokenEmbedding, loaded.weights.layers[1].wq] {
+            #expect(m.data >= start && m.data + m.byteCount <= start + mapped.count)
+        }
     }
 
     @Test func llama2cCheckpointFindsItsTokenizer() throws {
