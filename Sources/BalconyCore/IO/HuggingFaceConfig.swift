@@ -293,7 +293,9 @@ public struct HuggingFaceConfig: Codable, Sendable, Equatable {
         numHiddenLayers = config.layerCount
         numAttentionHeads = config.headCount
         numKeyValueHeads = config.kvHeadCount
-        headDim = config.headDim
+        // Qwen2Config has no head_dim (transformers derives it), so it is written only when it
+        // differs from hidden_size / num_attention_heads.
+        headDim = arch.modelType == "qwen2" && config.headDim == config.dim / config.headCount ? nil : config.headDim
         vocabSize = config.vocabSize
         maxPositionEmbeddings = config.contextLength
         rmsNormEps = wide(config.normEps)
