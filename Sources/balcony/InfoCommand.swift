@@ -91,8 +91,8 @@ func formatCount(_ n: Int) -> String {
 
 func formatBytes(_ n: Int) -> String {
     let d = Double(n)
-    if d >= 1 << 30 { return String(format: "%.2f GiB", d / Double(1 << 30)) }
-    if d >= 1 << 20 { return String(format: "%.1f MiB", d / Double(1 << 20)) }
-    if d >= 1 << 10 { return String(format: "%.1f KiB", d / Double(1 << 10)) }
+    if n >= 1 << 30 { return String(format: "%.2f GiB", d / Double(1 << 30)) }
+    if n >= 1 << 20 { return String(format: "%.1f MiB", d / Double(1 << 20)) }
+    if n >= 1 << 10 { return String(format: "%.1f KiB", d / Double(1 << 10)) }
     return "\(n) B"
 }

@@ -75,10 +75,11 @@ enum DefaultModel {
 /// Turns what the user typed into a local path: `hf:` references are downloaded into the cache.
 enum ModelPaths {
     static func resolve(_ s: String) async throws -> String {
-        if s.hasPrefix("hf:") {
-            let ref = try HubModelReference(parsing: s)
-            return try await ref.resolve(client: HubClient(configuration: .fromEnvironment())).path
+        guard HubModelReference.hasHubPrefix(s) else { return s }
+        let bar = ProgressBar()
+        let url = try await HubModelReference.resolve(s, client: HubClient(configuration: .fromEnvironment())) { p in
+            bar.update("downloading \(p.file)", done: p.bytesDone, total: p.bytesTotal, force: p.bytesDone == p.bytesTotal)
         }
-        return s
+        return url.path
     }
 }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Products with Q8_0 weights (GGML blocks: F16 scale + 32 int8). The weights are never widened
 /// as a whole: decode streams each block once and multiplies it against float activations; prefill
 /// widens a tile of rows at a time into a cache-sized scratch and hands it to SGEMM, so the
@@ -6,44 +8,20 @@ enum Q8Kernels {
     /// Rows widened per SGEMM tile in prefill (tile = rows x cols floats).
     static let tileRows = 64
 
-    /// `y[r] = sum_c W[r, c] * x[c]` for rows in `rows`.
-    @inline(__always)
-    static func gemvRows(_ w: UnsafeRawPointer, cols: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
-        let blocks = cols / Q8_0.blockSize
-        let rowBytes = blocks * Q8_0.blockBytes
-        for r in rows {
-            var p = w + r * rowBytes
-            var acc = SIMD8<Float>()
-            var xp = x
-            for _ in 0..<blocks {
-                let scale = HalfPrecision.f16ToF32(p.loadUnaligned(as: UInt16.self))
-                let q = (p + 2).loadUnaligned(as: SIMD32<Int8>.self)
-                let qf = SIMD32<Float>(SIMD32<Int32>(truncatingIfNeeded: q))
-                let xv = UnsafeRawPointer(xp).loadUnaligned(as: SIMD32<Float>.self)
-                let prod = qf * xv
-                let s8 = prod.lowHalf.lowHalf + prod.lowHalf.highHalf + prod.highHalf.lowHalf + prod.highHalf.highHalf
-                acc += s8 * scale
-                p += Q8_0.blockBytes
-                xp += Q8_0.blockSize
-            }
-            y[r] = acc.sum()
-        }
-    }
-
     /// Decode: `y[rows] = W · x`, split over threads by rows.
     static func gemv(_ w: WeightMatrix, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         let data = w.data
         let cols = w.cols
         parallelChunks(w.rows, minimumPerThread: 64) { range in
-            gemvRows(data, cols: cols, x: x, y: y, rows: range)
+            balcony_q8_0_gemv(data, cols, x, y, range.lowerBound, range.upperBound)
         }
     }
 
     /// Widens rows `lo..<hi` of `w` into `out` (row-major, cols per row).
     static func dequantizeRows(_ w: WeightMatrix, _ lo: Int, _ hi: Int, into out: UnsafeMutablePointer<Float>) {
-        let cols = w.cols
+        let cols = w.cols, data = w.data
         parallelChunks(hi - lo, minimumPerThread: 8) { range in
-            for r in range { w.copyRow(lo + r, into: out + r * cols) }
+            balcony_q8_0_dequantize_rows(data, cols, out + range.lowerBound * cols, lo + range.lowerBound, lo + range.upperBound)
         }
     }
 

@@ -1,0 +1,27 @@
+import ArgumentParser
+import BalconyCore
+import Foundation
+
+struct RandomModelCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "random-model",
+        abstract: "Write a random-weight Hugging Face model folder of any shape (for benchmarks and tests).")
+
+    @Option(help: "A Hugging Face config.json giving the shape.") var config: String
+    @Option(help: "Output folder.") var out: String
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Weight type: f32, f16 or bf16.") var dtype: String = "f32"
+
+    func run() async throws {
+        try await reportingErrors {
+            guard let type = FileDType(rawValue: dtype.uppercased()), type != .q8_0 else {
+                throw ValidationError("--dtype must be f32, f16 or bf16, got '\(dtype)'")
+            }
+            let hf = try HuggingFaceConfig.load(url: URL(fileURLWithPath: config))
+            let c = try hf.llamaConfig(source: config)
+            let dir = URL(fileURLWithPath: out)
+            try RandomModel.write(config: c, dtype: type, seed: seed, to: dir)
+            printError("wrote \(dir.path): \(formatCount(c.parameterCount)) parameters, \(type.rawValue), seed \(seed)")
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+@testable import BalconyCore
+
+/// The forward pass against itself in every way it can be cut: prefill vs token-by-token decode,
+/// chunked prefill, Q8_0 vs the same dequantized weights, and the two RoPE pairings.
+@Suite struct ModelForwardTests {
+    static let tokens = [1, 5, 9, 33, 2, 17, 63, 40, 8, 8, 12, 50]
+
+    func maxDiff(_ a: [Float], _ b: [Float]) -> Float {
+        zip(a, b).map { abs($0 - $1) }.max() ?? 0
+    }
+
+    @Test(arguments: [false, true])
+    func decodeMatchesPrefill(bias: Bool) throws {
+        let m = try LlamaModel(weights: TinyModels.weights(TinyModels.config(bias: bias)))
+        let all = try m.forward(Self.tokens, cache: m.makeCache(), outputs: .all)
+        let cache = m.makeCache()
+        let v = m.config.vocabSize
+        for (i, t) in Self.tokens.enumerated() {
+            let step = try m.forward([t], cache: cache)
+            #expect(maxDiff(step, Array(all[(i * v)..<((i + 1) * v)])) < 1e-4, "position \(i)")
+        }
+        #expect(cache.count == Self.tokens.count)
+    }
+
+    @Test func chunkedPrefillMatchesOnePrefill() throws {
+        let m = try LlamaModel(weights: TinyModels.weights(TinyModels.config(kvHeads: 1)))
+        let one = try m.forward(Self.tokens, cache: m.makeCache())
+        let cache = m.makeCache()
+        _ = try m.forward(Array(Self.tokens[0..<5]), cache: cache)
+        let two = try m.forward(Array(Self.tokens[5...]), cache: cache)
+        #expect(maxDiff(one, two) < 1e-4)
+    }
+
+    /// Q8_0 weights multiplied in quantized form give what F32 gives on their dequantized values.
+    @Test func q8MatchesDequantizedF32() throws {
+        let w = TinyModels.weights(TinyModels.config())
+        var q = w, f = w
+        q.layers = w.layers.map { l in
+            var l = l
+            l.wq = TinyModels.quantize(l.wq); l.wk = TinyModels.quantize(l.wk); l.wv = TinyModels.quantize(l.wv)
+            l.wo = TinyModels.quantize(l.wo); l.gate = TinyModels.quantize(l.gate); l.up = TinyModels.quantize(l.up)
+            l.down = TinyModels.quantize(l.down)
+            return l
+        }
+        q.output = TinyModels.quantize(w.output)
+        f.layers = q.layers.map { l in
+            var l = l
+            for kp in [\LayerWeights.wq, \.wk, \.wv, \.wo, \.gate, \.up, \.down] {
+                let m = l[keyPath: kp]
+                l[keyPath: kp] = .owned(rows: m.rows, cols: m.cols, values: m.toFloats())
+            }
+            return l
+        }
+        f.output = .owned(rows: q.output.rows, cols: q.output.cols, values: q.output.toFloats())
+        let mq = try LlamaModel(weights: q), mf = try LlamaModel(weights: f)
+        // Prefill (dequantized tiles + SGEMM) and decode (block kernel) both against F32.
+        #expect(maxDiff(try mq.forward(Self.tokens, cache: mq.makeCache(), outputs: .all),
+                        try mf.forward(Self.tokens, cache: mf.makeCache(), outputs: .all)) < 1e-4)
+        let cq = mq.makeCache(), cf = mf.makeCache()
+        for t in Self.tokens {
+            #expect(maxDiff(try mq.forward([t], cache: cq), try mf.forward([t], cache: cf)) < 1e-4)
+        }
+    }
+
+    /// An interleaved-pair model and the same model with q/k rows permuted to half-split order
+    /// compute the same function: the RoPE convention and the permutation agree.
+    @Test func ropeConventionsAgree() throws {
+        let c = TinyModels.config(style: .interleaved)
+        let inter = TinyModels.weights(c)
+        var half = inter
+        half.config.ropeStyle = .halfSplit
+        half.layers = inter.layers.map { l in
+            var l = l
+            l.wq = TinyModels.toHalfSplitRows(l.wq, heads: c.headCount)
+            l.wk = TinyModels.toHalfSplitRows(l.wk, heads: c.kvHeadCount)
+            return l
+        }
+        let a = try LlamaModel(weights: inter), b = try LlamaModel(weights: half)
+        #expect(maxDiff(try a.forward(Self.tokens, cache: a.makeCache(), outputs: .all),
+                        try b.forward(Self.tokens, cache: b.makeCache(), outputs: .all)) < 1e-4)
+    }
+
+    @Test func badTokensAndFullContextAreErrors() throws {
+        let m = try LlamaModel(weights: TinyModels.weights(TinyModels.config()))
+        #expect(throws: ModelError.tokenOutOfRange(64, vocabularySize: 64)) { try m.forward([64], cache: m.makeCache()) }
+        let small = m.makeCache(capacity: 4)
+        #expect(throws: ModelError.contextOverflow(needed: 5, capacity: 4)) { try m.forward([1, 2, 3, 4, 5], cache: small) }
+        #expect(small.count == 0)
+        #expect(throws: ModelError.emptyInput) { try m.forward([], cache: small) }
+    }
+
+    @Test func mismatchedShapesAreRejected() throws {
+        var w = TinyModels.weights(TinyModels.config())
+        w.layers[1].wk = .owned(rows: 3, cols: 32, values: .init(repeating: 0, count: 96))
+        #expect(throws: ModelFileError.self) { try LlamaModel(weights: w) }
+    }
+}
