@@ -14,7 +14,7 @@ enum TinyModels {
     }
 
     static func config(bias: Bool = false, tied: Bool = false, style: RopeStyle = .halfSplit, kvHeads: Int = 2) -> LlamaConfig {
-        LlamaConfig(architecture: bias ? "qwen2" : "llama", dim: 32, hiddenDim: 48, layerCount: 2, headCount: 4, kvHeadCount: kvHeads,
+        LlamaConfig(architecture: bias ? "qwen2" : "llama", dim: 32, hiddenDim: 64, layerCount: 2, headCount: 4, kvHeadCount: kvHeads,
                     vocabSize: 64, contextLength: 64, normEps: 1e-5, ropeTheta: 10000, ropeStyle: style,
                     tiedEmbeddings: tied, attentionBias: bias)
     }
@@ -37,6 +37,7 @@ enum TinyModels {
 
     /// Quantizes an F32 matrix to GGML Q8_0 blocks (the reference rule: scale = max|x| / 127).
     static func quantize(_ w: WeightMatrix) -> WeightMatrix {
+        precondition(w.cols % 32 == 0, "Q8_0 rows are whole blocks of 32")
         let v = w.toFloats()
         let blocks = v.count / 32
         let p = UnsafeMutableRawPointer.allocate(byteCount: blocks * 34, alignment: 64)
