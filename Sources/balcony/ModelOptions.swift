@@ -36,7 +36,8 @@ struct ModelOptions: ParsableArguments {
         } else if let g = loaded.gguf {
             tok = try TokenizerLoader.load(gguf: g)
         } else if let hint = loaded.tokenizerHint {
-            tok = try TokenizerLoader.load(url: hint)
+            // A folder without tokenizer files is fine for commands that only run token ids.
+            do { tok = try TokenizerLoader.load(url: hint) } catch { if requireTokenizer { throw error } }
         }
         if requireTokenizer && tok == nil { throw ModelFileError.missingTokenizer(path) }
         if let tok, tok.vocabularySize > model.config.vocabSize {

@@ -39,10 +39,35 @@ public struct GeneratedToken: Sendable {
 public struct Generator {
     public let model: LlamaModel
     public let tokenizer: any Tokenizer
+    /// Balconies to exit through, and the exit every token uses (`.full` = the base model).
+    public let balconies: BalconyModel?
+    public let exit: ExitChoice
 
-    public init(model: LlamaModel, tokenizer: any Tokenizer) {
+    public init(model: LlamaModel, tokenizer: any Tokenizer, balconies: BalconyModel? = nil, exit: ExitChoice = .full) {
         self.model = model
         self.tokenizer = tokenizer
+        self.balconies = balconies
+        self.exit = exit
+    }
+
+    /// One sequence's forward function at the chosen exit, over its own cache.
+    struct Session {
+        let step: ([Int]) throws -> [Float]
+        let filled: () -> Int
+        let capacity: Int
+    }
+
+    func makeSession(capacity: Int) throws -> Session {
+        if let b = balconies {
+            try b.validate(exit)
+            let cache = b.makeCache(capacity: capacity)
+            let exit = self.exit
+            return Session(step: { try b.forward($0, cache: cache, exit: exit) }, filled: { cache.count }, capacity: cache.base.capacity)
+        }
+        guard exit == .full else { throw BalconyError.noBalconies(exit) }
+        let cache = model.makeCache(capacity: capacity)
+        let m = model
+        return Session(step: { try m.forward($0, cache: cache) }, filled: { cache.count }, capacity: cache.capacity)
     }
 
     /// Prompt ids for `text`: BOS when the tokenizer adds it; BOS alone for an empty prompt.
@@ -67,11 +92,11 @@ public struct Generator {
         var out: [Int] = []
         guard parameters.maxTokens > 0 else { return (out, stats) }
 
-        let cache = model.makeCache(capacity: min(context, prompt.count + parameters.maxTokens))
+        let session = try makeSession(capacity: min(context, prompt.count + parameters.maxTokens))
         var sampler = Sampler(parameters.sampling)
         var decoder = StreamingDecoder(tokenizer: tokenizer, previous: prompt.last)
         var t0 = Date()
-        var logits = try model.forward(prompt, cache: cache)
+        var logits = try session.step(prompt)
         stats.prefillSeconds = Date().timeIntervalSince(t0)
         t0 = Date()
         while true {
@@ -81,8 +106,8 @@ public struct Generator {
             stats.generatedTokens = out.count
             let text = decoder.append(next)
             if try !onToken(GeneratedToken(id: next, text: text)) { break }
-            if out.count >= parameters.maxTokens || cache.count >= cache.capacity { break }
-            logits = try model.forward([next], cache: cache)
+            if out.count >= parameters.maxTokens || session.filled() >= session.capacity { break }
+            logits = try session.step([next])
         }
         let rest = decoder.finish()
         if !rest.isEmpty { _ = try onToken(GeneratedToken(id: -1, text: rest)) }
