@@ -13,8 +13,8 @@ enum TinyModels {
         mutating func values(_ n: Int, scale: Float) -> [Float] { (0..<n).map { _ in next() * scale } }
     }
 
-    static func config(bias: Bool = false, tied: Bool = false, style: RopeStyle = .halfSplit, kvHeads: Int = 2) -> LlamaConfig {
-        LlamaConfig(architecture: bias ? "qwen2" : "llama", dim: 32, hiddenDim: 64, layerCount: 2, headCount: 4, kvHeadCount: kvHeads,
+    static func config(bias: Bool = false, tied: Bool = false, style: RopeStyle = .halfSplit, kvHeads: Int = 2, layers: Int = 2) -> LlamaConfig {
+        LlamaConfig(architecture: bias ? "qwen2" : "llama", dim: 32, hiddenDim: 64, layerCount: layers, headCount: 4, kvHeadCount: kvHeads,
                     vocabSize: 64, contextLength: 64, normEps: 1e-5, ropeTheta: 10000, ropeStyle: style,
                     tiedEmbeddings: tied, attentionBias: bias)
     }

@@ -94,31 +94,86 @@ public final class BalconyModel: Sendable {
         BalconyCache(model: self, capacity: min(capacity ?? config.contextLength, config.contextLength))
     }
 
-    /// Runs `tokens` at `choice` after the positions in `cache` and returns logits for the last
-    /// token (`[vocab]`) or for all (`[tokens, vocab]`). A cache serves one exit for its lifetime.
+    /// Appends `tokens` to the sequence in `cache` and runs them at `choice`; returns logits for the
+    /// last token (`[vocab]`) or for every new token (`[tokens, vocab]`).
+    ///
+    /// The exit may differ from call to call: layers and the balcony that earlier calls skipped are
+    /// first brought up to date for the earlier positions (from the hidden states the cache keeps
+    /// at every exit depth), so the result always equals what `choice` would give had it processed
+    /// the whole sequence (see docs/dynamic-inference.md).
     public func forward(_ tokens: [Int], cache: BalconyCache, exit choice: ExitChoice,
                         outputs: LlamaModel.Outputs = .last) throws -> [Float] {
         try validate(choice)
         try base.check(tokens: tokens, cache: cache.base)
-        let n = tokens.count, dim = config.dim, vocab = config.vocabSize, start = cache.base.count
-        let x = UnsafeMutablePointer<Float>.allocate(capacity: n * dim)
-        defer { x.deallocate() }
-        base.embed(tokens, into: x)
-        var norm: [Float]? = nil
+        let from = cache.count
+        let rows = outputs == .all ? tokens.count : 1
+        return try run(appending: tokens, cache: cache, exit: choice, logitsFrom: from + tokens.count - rows)
+    }
+
+    /// Logits at `choice` for positions `from ..< cache.count`, without appending tokens: brings the
+    /// layers `choice` needs up to date for every position first. Self-speculative decoding verifies
+    /// a draft this way: the full model runs only layers k..N-1 over the drafted positions.
+    public func logits(cache: BalconyCache, exit choice: ExitChoice, from: Int) throws -> [Float] {
+        try validate(choice)
+        precondition(from >= 0 && from < cache.count, "logits are asked for positions the cache holds")
+        return try run(appending: [], cache: cache, exit: choice, logitsFrom: from)
+    }
+
+    /// The one code path behind `forward` and `logits`. Rows of the working buffer are positions
+    /// `lo ..< end`; layer l runs over the suffix of rows it lacks (`cache.filled[l] ..< end`), which
+    /// only grows with depth, because earlier calls stopped at exit depths.
+    private func run(appending tokens: [Int], cache: BalconyCache, exit choice: ExitChoice, logitsFrom: Int) throws -> [Float] {
+        let c = config, dim = c.dim, vocab = c.vocabSize
+        let start = cache.count
+        let end = start + tokens.count
+        let depth: Int
         switch choice {
-        case .full:
-            base.runLayers(0..<config.layerCount, x: x, tokens: n, start: start, cache: cache.base)
-        case let .exit(k):
-            base.runLayers(0..<k, x: x, tokens: n, start: start, cache: cache.base)
-            DecoderLayer.forward(layers[k]!, x: x, tokens: n, start: start, cache: cache.balconyCache(k),
-                                 rope: base.rope, config: config, scratch: cache.base.scratch)
-            norm = norms[k]
+        case .full: depth = c.layerCount
+        case let .exit(k): depth = k
         }
-        cache.base.advance(by: n)
-        let rows = outputs == .all ? n : 1
-        let first = outputs == .all ? x : x + (n - 1) * dim
+        // The first position any needed layer (or the balcony, or the logits) lacks.
+        var lo = min(start, logitsFrom)
+        for l in 0..<depth { lo = min(lo, cache.filled[l]) }
+        if case let .exit(k) = choice { lo = min(lo, cache.balconyFilled(k)) }
+        let rowsTotal = end - lo
+        guard rowsTotal > 0 else { return [] }
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: rowsTotal * dim)
+        defer { x.deallocate() }
+        cache.base.scratch.ensure(tokens: rowsTotal, config: c, context: end)
+        if !tokens.isEmpty { base.embed(tokens, into: x + (start - lo) * dim) }
+        var active = start  // rows active..<end of x hold the hidden state entering the current layer
+        for l in 0..<depth {
+            let need = cache.filled[l]
+            if need < active {
+                // Positions that stopped before this depth re-enter with the hidden state saved here.
+                cache.loadHidden(depth: l, rows: need..<active, into: x + (need - lo) * dim)
+                active = need
+            }
+            if layers[l] != nil { cache.saveHidden(depth: l, rows: active..<end, from: x + (active - lo) * dim) }
+            if active < end {
+                DecoderLayer.forward(base.weights.layers[l], x: x + (active - lo) * dim, tokens: end - active, start: active,
+                                     cache: cache.base.layers[l], rope: base.rope, config: c, scratch: cache.base.scratch)
+                cache.filled[l] = end
+            }
+        }
+        var norm: [Float]? = nil
+        var outFrom = active
+        if case let .exit(k) = choice {
+            // The balcony reads h_k; rows it has not seen yet come from the saved states.
+            cache.saveHidden(depth: k, rows: active..<end, from: x + (active - lo) * dim)
+            let b0 = cache.balconyFilled(k)
+            cache.loadHidden(depth: k, rows: b0..<end, into: x + (b0 - lo) * dim)
+            DecoderLayer.forward(layers[k]!, x: x + (b0 - lo) * dim, tokens: end - b0, start: b0,
+                                 cache: cache.balconyCache(k), rope: base.rope, config: c, scratch: cache.base.scratch)
+            cache.setBalconyFilled(k, end)
+            norm = norms[k]
+            outFrom = b0
+        }
+        cache.base.count = end
+        precondition(logitsFrom >= outFrom, "rows asked for were computed at this depth")
+        let rows = end - logitsFrom
         return [Float](unsafeUninitializedCapacity: rows * vocab) { buf, count in
-            base.head(first, rows: rows, norm: norm, logits: buf.baseAddress!)
+            base.head(x + (logitsFrom - lo) * dim, rows: rows, norm: norm, logits: buf.baseAddress!)
             count = rows * vocab
         }
     }
@@ -142,24 +197,65 @@ public final class BalconyModel: Sendable {
     }
 }
 
-/// Per-sequence state of a `BalconyModel`: the base model's KV caches (layers used so far) and
-/// one KV cache per balcony that has run.
+/// Per-sequence state of a `BalconyModel`: the base model's KV caches, one KV cache per balcony
+/// that has run, how many positions each layer and balcony holds, and the hidden state of every
+/// position at every exit depth (what makes switching exits cheap: a deeper exit resumes from the
+/// saved states instead of re-running the layers below; memory `capacity x dim x exits` floats).
 public final class BalconyCache {
     public let base: KVCache
+    /// Positions each base layer has keys/values for.
+    public internal(set) var filled: [Int]
     private var balconies: [Int: LayerKVCache] = [:]
+    private var balconyCount: [Int: Int] = [:]
+    /// Hidden states entering layer `depth`, `[capacity, dim]`, for the exit depths.
+    private var hidden: [Int: UnsafeMutablePointer<Float>] = [:]
+    private let dim: Int
     private let kvDim: Int
 
     init(model: BalconyModel, capacity: Int) {
         base = KVCache(config: model.config, capacity: capacity)
+        filled = [Int](repeating: 0, count: model.config.layerCount)
+        dim = model.config.dim
         kvDim = model.config.kvDim
+        for k in model.exits { hidden[k] = .allocate(capacity: capacity * dim) }
     }
 
+    deinit { for p in hidden.values { p.deallocate() } }
+
+    /// Positions in the sequence.
     public var count: Int { base.count }
+    public var capacity: Int { base.capacity }
+
+    /// Forgets positions from `position` on, at every depth (rolls back a rejected draft).
+    public func truncate(to position: Int) {
+        base.truncate(to: position)
+        for l in filled.indices { filled[l] = min(filled[l], base.count) }
+        for k in balconyCount.keys { balconyCount[k] = min(balconyCount[k]!, base.count) }
+    }
+
+    /// Bytes held: KV caches plus saved hidden states.
+    public var byteCount: Int {
+        base.byteCount + balconies.values.reduce(0) { $0 + $1.byteCount } + hidden.count * capacity * dim * 4
+    }
+
+    func balconyFilled(_ exit: Int) -> Int { balconyCount[exit] ?? 0 }
+    func setBalconyFilled(_ exit: Int, _ n: Int) { balconyCount[exit] = n }
 
     func balconyCache(_ exit: Int) -> LayerKVCache {
         if let c = balconies[exit] { return c }
         let c = LayerKVCache(capacity: base.capacity, kvDim: kvDim)
         balconies[exit] = c
         return c
+    }
+
+    func saveHidden(depth: Int, rows: Range<Int>, from x: UnsafePointer<Float>) {
+        guard let h = hidden[depth], !rows.isEmpty else { return }
+        (h + rows.lowerBound * dim).update(from: x, count: rows.count * dim)
+    }
+
+    func loadHidden(depth: Int, rows: Range<Int>, into x: UnsafeMutablePointer<Float>) {
+        guard !rows.isEmpty else { return }
+        guard let h = hidden[depth] else { preconditionFailure("hidden states are kept at exit depths only") }
+        x.update(from: h + rows.lowerBound * dim, count: rows.count * dim)
     }
 }

@@ -27,7 +27,9 @@ public final class LayerKVCache {
 public final class KVCache {
     public let layers: [LayerKVCache]
     /// Positions already processed (the position of the next token).
-    public internal(set) var count: Int = 0
+    public internal(set) var count: Int = 0 {
+        didSet { precondition(count <= capacity) }
+    }
     public let capacity: Int
     /// Activation buffers reused across this sequence's forward passes.
     let scratch = Scratch()
