@@ -152,7 +152,11 @@ extension SentencePieceBPE {
             }
         }
         let types = try ggufTypes(m, n, path)
-        let ids = try ggufSpecialIds(m, n, path)
+        var ids = try ggufSpecialIds(m, n, path)
+        // llama.cpp's defaults for SentencePiece vocabularies whose converter wrote no ids
+        // (unk 0, BOS 1, EOS 2), so such files tokenize as llama.cpp tokenizes them.
+        if m["tokenizer.ggml.bos_token_id"] == nil && n > 1 { ids.bos = 1 }
+        if m["tokenizer.ggml.eos_token_id"] == nil && n > 2 { ids.eos.insert(2) }
         let normalization = SentencePieceBPE.Normalization(
             addDummyPrefix: m["tokenizer.ggml.add_space_prefix"]?.boolValue ?? true,
             escapeWhitespaces: true,
