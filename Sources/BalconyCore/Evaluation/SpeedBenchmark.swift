@@ -83,4 +83,25 @@ public enum SpeedBenchmark {
     static func syntheticTokens(_ n: Int, vocab: Int) -> [Int] {
         (0..<n).map { ($0 * 7919 + 13) % vocab }
     }
+
+    /// Median per-token decode milliseconds at each exit, decoding `tokens` tokens after a
+    /// one-token prompt (used by `--latency-ms` and the exits table).
+    public static func exitDecodeMilliseconds(model: BalconyModel, exits: [ExitChoice], tokens: Int, repeats: Int) throws -> [ExitChoice: Double] {
+        var out: [ExitChoice: Double] = [:]
+        for e in exits {
+            var times: [Double] = []
+            for _ in 0..<repeats {
+                let cache = model.makeCache(capacity: tokens + 1)
+                var logits = try model.forward([1 % model.config.vocabSize], cache: cache, exit: e)
+                let t = Date()
+                for _ in 0..<tokens {
+                    let next = logits.withUnsafeBufferPointer { Sampler.argmax($0) }
+                    logits = try model.forward([next], cache: cache, exit: e)
+                }
+                times.append(Date().timeIntervalSince(t) * 1000 / Double(tokens))
+            }
+            out[e] = MachineCeilings.median(times)
+        }
+        return out
+    }
 }

@@ -41,33 +41,37 @@ public struct Generator {
     public let tokenizer: any Tokenizer
     /// Balconies to exit through, and the exit every token uses (`.full` = the base model).
     public let balconies: BalconyModel?
-    public let exit: ExitChoice
+    /// The exit of each generated token (one exit throughout, or a schedule that switches).
+    public let schedule: ExitSchedule
 
     public init(model: LlamaModel, tokenizer: any Tokenizer, balconies: BalconyModel? = nil, exit: ExitChoice = .full) {
+        self.init(model: model, tokenizer: tokenizer, balconies: balconies, schedule: ExitSchedule(exit))
+    }
+
+    public init(model: LlamaModel, tokenizer: any Tokenizer, balconies: BalconyModel?, schedule: ExitSchedule) {
         self.model = model
         self.tokenizer = tokenizer
         self.balconies = balconies
-        self.exit = exit
+        self.schedule = schedule
     }
 
-    /// One sequence's forward function at the chosen exit, over its own cache.
+    /// One sequence's forward function (tokens, exit) over its own cache.
     struct Session {
-        let step: ([Int]) throws -> [Float]
+        let step: ([Int], ExitChoice) throws -> [Float]
         let filled: () -> Int
         let capacity: Int
     }
 
     func makeSession(capacity: Int) throws -> Session {
         if let b = balconies {
-            try b.validate(exit)
+            for e in schedule.exits { try b.validate(e) }
             let cache = b.makeCache(capacity: capacity)
-            let exit = self.exit
-            return Session(step: { try b.forward($0, cache: cache, exit: exit) }, filled: { cache.count }, capacity: cache.base.capacity)
+            return Session(step: { try b.forward($0, cache: cache, exit: $1) }, filled: { cache.count }, capacity: cache.base.capacity)
         }
-        guard exit == .full else { throw BalconyError.noBalconies(exit) }
+        if let e = schedule.exits.first(where: { $0 != .full }) { throw BalconyError.noBalconies(e) }
         let cache = model.makeCache(capacity: capacity)
         let m = model
-        return Session(step: { try m.forward($0, cache: cache) }, filled: { cache.count }, capacity: cache.capacity)
+        return Session(step: { t, _ in try m.forward(t, cache: cache) }, filled: { cache.count }, capacity: cache.capacity)
     }
 
     /// Prompt ids for `text`: BOS when the tokenizer adds it; BOS alone for an empty prompt.
@@ -84,6 +88,7 @@ public struct Generator {
                          onToken: (GeneratedToken) throws -> Bool) throws -> ([Int], GenerationStats) {
         try parameters.sampling.validate()
         guard parameters.maxTokens >= 0 else { throw GenerationError.invalidParameter("max tokens must be >= 0") }
+        try schedule.validate(maxTokens: parameters.maxTokens)
         guard !prompt.isEmpty else { throw ModelError.emptyInput }
         let context = model.config.contextLength
         guard prompt.count < context else { throw GenerationError.promptTooLong(tokens: prompt.count, context: context) }
@@ -96,7 +101,7 @@ public struct Generator {
         var sampler = Sampler(parameters.sampling)
         var decoder = StreamingDecoder(tokenizer: tokenizer, previous: prompt.last)
         var t0 = Date()
-        var logits = try session.step(prompt)
+        var logits = try session.step(prompt, schedule.exit(forToken: 0))
         stats.prefillSeconds = Date().timeIntervalSince(t0)
         t0 = Date()
         while true {
@@ -107,7 +112,7 @@ public struct Generator {
             let text = decoder.append(next)
             if try !onToken(GeneratedToken(id: next, text: text)) { break }
             if out.count >= parameters.maxTokens || session.filled() >= session.capacity { break }
-            logits = try session.step([next])
+            logits = try session.step([next], schedule.exit(forToken: out.count))
         }
         let rest = decoder.finish()
         if !rest.isEmpty { _ = try onToken(GeneratedToken(id: -1, text: rest)) }
