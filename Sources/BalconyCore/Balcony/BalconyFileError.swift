@@ -28,15 +28,16 @@ public enum BalconyFileError: LocalizedError, Equatable {
         case let .exitsUnknown(path):
             return "\(path) has no Balcony metadata, so its exit depths are unknown; pass the training config.json that lists exit_layer_indices, or the exit list itself"
         case let .tensorSetMismatch(path, missing, unexpected, wrongShape):
+            // Shapes contain commas, so entries are separated by semicolons.
             func list(_ names: [String]) -> String {
-                let shown = names.prefix(6).joined(separator: ", ")
+                let shown = names.prefix(6).joined(separator: "; ")
                 return names.count > 6 ? shown + " and \(names.count - 6) more" : shown
             }
             var parts: [String] = []
             if !missing.isEmpty { parts.append("missing \(missing.count) tensor(s): \(list(missing))") }
             if !unexpected.isEmpty { parts.append("\(unexpected.count) unexpected tensor(s): \(list(unexpected))") }
             if !wrongShape.isEmpty { parts.append("\(wrongShape.count) tensor(s) with the wrong shape: \(list(wrongShape))") }
-            return "\(path) does not fit this base model and its exits: " + parts.joined(separator: "; ")
+            return "\(path) does not fit this base model and its exits: " + parts.joined(separator: " — ")
                 + "; pass the base model it was trained on (and its exit list), or train the balconies again"
         case let .cannotResume(path, differences):
             return "cannot resume from \(path): " + differences.joined(separator: "; ")
