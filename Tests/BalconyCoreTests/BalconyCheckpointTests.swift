@@ -312,6 +312,33 @@ import Testing
         expectError(["unexpected tensor", "model.exit_modules.1."]) { _ = try BalconyFile.read(from: url, config: config, fingerprint: nil, exits: [2]) }
     }
 
+    @Test func ourFileFromAnInterleavedBaseHoldsTheAuthorsExactTensors() throws {
+        // Read the authors' balconies into an interleaved base, write them as Balcony does, and
+        // compare the two files tensor by tensor: the writer restores the authors' HF row order.
+        var config = try Self.authorsConfig()
+        config.ropeStyle = .interleaved
+        let authors = BalconyTestSupport.fixtures.appendingPathComponent("authors")
+        let loaded = try BalconyFile.read(from: authors, config: config, fingerprint: nil)
+        let temp = try TemporaryDirectory()
+        let url = temp.file(BalconyFile.fileName)
+        try BalconyFile.write(loaded.balconies, info: BalconyFileInfo(initialization: .copy), config: config, to: url)
+        let ours = try SafetensorsFile(url: url)
+        let theirs = try SafetensorsFile(url: authors.appendingPathComponent("model.safetensors"))
+        #expect(ours.tensors.count == 20)
+        for t in ours.tensors {
+            let reference = try #require(theirs[t.name], "the authors' file has no \(t.name)")
+            #expect(t.shape == reference.shape, "\(t.name)")
+            #expect(try ours.floats(of: t) == theirs.floats(of: reference), "\(t.name)")
+        }
+    }
+
+    @Test func aBaseModelIsNotTakenForBalconies() throws {
+        let base = Self.base(style: .halfSplit)
+        let temp = try TemporaryDirectory()
+        try BalconyTestSupport.writeHuggingFaceFolder(base, to: temp.url)
+        expectError(["no balcony tensors", "probably a base model"]) { _ = try BalconyFile.read(from: temp.url, base: base) }
+    }
+
     @Test func authorsConfigThatDoesNotFitIsRefused() throws {
         let config = try Self.authorsConfig()
         let temp = try TemporaryDirectory()
@@ -530,6 +557,30 @@ import Testing
         #expect(try TrainingStateFile.read(from: url, config: base.config, fingerprint: fingerprint).state.step == 2)
         #expect(try FileManager.default.contentsOfDirectory(atPath: temp.url.path) == [TrainingStateFile.fileName],
                 "temporary files were left behind")
+    }
+
+    @Test func configurationValidationNamesTheSetting() throws {
+        try Self.configuration.validate()
+        try TrainingConfiguration(exits: [15, 18, 21], steps: 30_000).validate()
+        let cases: [(String, (inout TrainingConfiguration) -> Void)] = [
+            ("no exits", { $0.exits = [] }), ("twice", { $0.exits = [2, 2] }),
+            ("learning rate", { $0.learningRate = 0 }), ("betas", { $0.beta2 = 1 }),
+            ("warmup fraction", { $0.warmupFraction = 2 }), ("steps", { $0.steps = 0 }),
+            ("gradient clip", { $0.gradientClip = -1 }), ("batch size", { $0.batchSize = 0 }),
+            ("temperature", { $0.temperature = 0 }), ("loss weights", { $0.klWeight = 0; $0.crossEntropyWeight = 0 }),
+            ("holdout fraction", { $0.holdoutFraction = 1 }),
+        ]
+        for (mention, change) in cases {
+            var c = Self.configuration
+            change(&c)
+            Support().expectError([mention]) { try c.validate() }
+        }
+        // The JSON round trip is exact (what exact resumption compares).
+        var odd = Self.configuration
+        odd.learningRate = 0.1 + 0.2
+        odd.seed = UInt64.max - 3
+        #expect(try TrainingConfiguration.decode(json: odd.jsonString()) == odd)
+        #expect(odd.differences(from: odd).isEmpty)
     }
 
     @Test func sgdStatesKeepMomentumBuffersOnly() throws {

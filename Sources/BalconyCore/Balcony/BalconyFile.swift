@@ -327,6 +327,9 @@ public enum BalconyFile {
 
     static func readAuthors(_ source: BalconyTensorLayout.Source, path: String, folder: URL, config: LlamaConfig,
                             exits given: [Int]?, authorsConfig: URL?) throws -> LoadedBalconies {
+        guard source.names.contains(where: { $0.hasPrefix(BalconyTensorLayout.balconyPrefix) }) else {
+            throw BalconyFileError.invalid(path, "it holds no balcony tensors (\(BalconyTensorLayout.balconyPrefix)*), so it is probably a base model; pass a balcony file")
+        }
         var notes = ["no Balcony metadata (the authors' layout): the base model's fingerprint was not checked"]
         var exits = given
         let configURL = authorsConfig ?? folder.appendingPathComponent("config.json")
