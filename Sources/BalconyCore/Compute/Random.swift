@@ -30,6 +30,16 @@ public struct Xoshiro256StarStar: RandomNumberGenerator, Sendable {
         s = (mix.next(), mix.next(), mix.next(), mix.next())
     }
 
+    /// Continues from a state saved with `stateWords` (training checkpoints resume the exact stream).
+    /// Returns nil unless given four words that are not all zero (the one state xoshiro never leaves).
+    public init?(stateWords w: [UInt64]) {
+        guard w.count == 4, w.contains(where: { $0 != 0 }) else { return nil }
+        s = (w[0], w[1], w[2], w[3])
+    }
+
+    /// The full generator state, four words, for saving and `init(stateWords:)`.
+    public var stateWords: [UInt64] { [s.0, s.1, s.2, s.3] }
+
     @inline(__always)
     private static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 

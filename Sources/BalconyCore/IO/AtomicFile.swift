@@ -53,6 +53,13 @@ final class AtomicFileWriter {
         guard closed == 0 else { throw fail(String(cString: strerror(errno))) }
         guard rename(temporaryPath, destination.path) == 0 else { throw fail(String(cString: strerror(errno))) }
         finished = true
+        // The rename itself lives in the directory; flushing it makes the new file survive a
+        // crash (training states rely on this). Best effort: some file systems refuse it.
+        let directory = open(destination.deletingLastPathComponent().path, O_RDONLY)
+        if directory >= 0 {
+            _ = fsync(directory)
+            close(directory)
+        }
     }
 
     /// Abandons the write: closes and removes the temporary file.
