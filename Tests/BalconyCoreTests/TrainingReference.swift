@@ -36,12 +36,19 @@ enum TrainingReference {
 
     /// `x[rows, inF] · W[outF, inF]^T (+ bias)`.
     static func linear(_ x: [Double], _ w: [Double], bias: [Double]? = nil, rows: Int, inF: Int, outF: Int) -> [Double] {
+        // Pointers only to keep debug builds fast; the arithmetic is the plain triple loop.
         var y = [Double](repeating: 0, count: rows * outF)
-        for r in 0..<rows {
-            for o in 0..<outF {
-                var s = bias?[o] ?? 0
-                for i in 0..<inF { s += x[r * inF + i] * w[o * inF + i] }
-                y[r * outF + o] = s
+        x.withUnsafeBufferPointer { x in
+            w.withUnsafeBufferPointer { w in
+                y.withUnsafeMutableBufferPointer { y in
+                    for r in 0..<rows {
+                        for o in 0..<outF {
+                            var s = bias?[o] ?? 0
+                            for i in 0..<inF { s += x[r * inF + i] * w[o * inF + i] }
+                            y[r * outF + o] = s
+                        }
+                    }
+                }
             }
         }
         return y
