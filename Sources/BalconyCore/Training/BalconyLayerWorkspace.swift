@@ -1,0 +1,185 @@
+import Foundation
+
+/// Forward and backward of one balcony's decoder layer over a training batch, and the buffers
+/// that connect them.
+///
+/// A batch is `sequences` independent sequences of `tokens` positions each (positions `0 ..<
+/// tokens`, causal attention within each sequence), stored as rows `[sequences * tokens, dim]`.
+/// `forward` computes exactly what `DecoderLayer.forward` computes for each sequence and saves
+/// the activations the backward pass needs; `backward` adds the parameter gradients into a
+/// `BalconyParameters`. The base model is frozen, so no gradient w.r.t. the layer input is formed.
+///
+/// Memory model: one workspace per balcony (all exits run forward before any runs backward).
+/// Buffers grow to the largest batch seen and are reused by every later step, so a step
+/// allocates nothing. Saved activations take about `N * (5 dim + 3 qDim + 3 kvDim + 3 hidden)`
+/// floats plus `sequences * heads * tokens^2` for the attention probabilities, and backward
+/// scratch about `N * (2 dim + 2 qDim + 2 kvDim + 2 hidden) + tokens^2` (`N = sequences *
+/// tokens`). Not thread-safe: one training step uses it at a time.
+public final class BalconyLayerWorkspace {
+    public let config: LlamaConfig
+    private let rope: RotaryEmbedding
+    private var ropeTable: RopeTable?
+    /// Shape of the batch of the last `forward`.
+    public private(set) var sequences = 0
+    public private(set) var tokens = 0
+    /// Rows of the last batch: `sequences * tokens`.
+    public var rows: Int { sequences * tokens }
+    /// Whether the saved activations are still there for a backward pass (it consumes them).
+    public private(set) var canRunBackward = false
+
+    // Saved by forward, N = sequences * tokens.
+    private let input = TrainingBuffer()      // [N, dim]      the layer input h_k
+    private let invRms1 = TrainingBuffer()    // [N]           attention norm 1/rms
+    private let xn1 = TrainingBuffer()        // [N, dim]      attention norm output
+    private let q = TrainingBuffer()          // [N, qDim]     queries after bias and RoPE
+    private let k = TrainingBuffer()          // [N, kvDim]    keys after bias and RoPE
+    private let v = TrainingBuffer()          // [N, kvDim]    values
+    private let probs = TrainingBuffer()      // [S, heads, T, T] attention probabilities
+    private let att = TrainingBuffer()        // [N, qDim]     attention output before o_proj
+    private let h2 = TrainingBuffer()         // [N, dim]      residual stream after attention
+    private let invRms2 = TrainingBuffer()    // [N]           ffn norm 1/rms
+    private let xn2 = TrainingBuffer()        // [N, dim]      ffn norm output
+    private let gate = TrainingBuffer()       // [N, hidden]   gate_proj output (pre-activation)
+    private let up = TrainingBuffer()         // [N, hidden]   up_proj output
+    private let act = TrainingBuffer()        // [N, hidden]   silu(gate) * up
+    private let out = TrainingBuffer()        // [N, dim]      layer output
+    private let dOutput = TrainingBuffer()    // [N, dim]      gradient w.r.t. the output (filled by the caller)
+
+    // Backward scratch.
+    private let dAct = TrainingBuffer()       // [N, hidden]   d act, then d gate
+    private let dUp = TrainingBuffer()        // [N, hidden]
+    private let dXn = TrainingBuffer()        // [N, dim]      d of either norm's output
+    private let dH2 = TrainingBuffer()        // [N, dim]
+    private let dAtt = TrainingBuffer()       // [N, qDim]
+    private let dQ = TrainingBuffer()         // [N, qDim]
+    private let dK = TrainingBuffer()         // [N, kvDim]
+    private let dV = TrainingBuffer()         // [N, kvDim]
+    private let dP = TrainingBuffer()         // [T, T]        attention score gradient of one head
+
+    public init(config: LlamaConfig) {
+        self.config = config
+        rope = RotaryEmbedding(config: config)
+    }
+
+    /// The layer output of the last `forward`, `[rows, dim]`; valid until the next `forward`.
+    public var output: UnsafePointer<Float> { UnsafePointer(out.pointer) }
+
+    /// A `[rows, dim]` buffer for the gradient w.r.t. the output, sized by `forward`, for the
+    /// caller (the exit loss) to fill before `backward`.
+    public var outputGradient: UnsafeMutablePointer<Float> { dOutput.pointer }
+
+    /// Bytes held by the workspace's buffers.
+    public var byteCount: Int {
+        [input, invRms1, xn1, q, k, v, probs, att, h2, invRms2, xn2, gate, up, act, out, dOutput,
+         dAct, dUp, dXn, dH2, dAtt, dQ, dK, dV, dP].reduce(0) { $0 + 4 * $1.capacity }
+    }
+
+    private func reserve(sequences s: Int, tokens t: Int) {
+        let c = config, n = s * t
+        sequences = s
+        tokens = t
+        if ropeTable?.positions != t { ropeTable = RopeTable(rope: rope, positions: t) }
+        for b in [input, xn1, h2, xn2, out, dOutput, dXn, dH2] { b.reserve(n * c.dim) }
+        for b in [invRms1, invRms2] { b.reserve(n) }
+        for b in [q, att, dAtt, dQ] { b.reserve(n * c.qDim) }
+        for b in [k, v, dK, dV] { b.reserve(n * c.kvDim) }
+        for b in [gate, up, act, dAct, dUp] { b.reserve(n * c.hiddenDim) }
+        probs.reserve(s * c.headCount * t * t)
+        dP.reserve(t * t)
+    }
+
+    /// Runs the layer with weights `p` over `x[sequences * tokens, dim]` into `output`, saving
+    /// activations for `backward`.
+    public func forward(_ p: BalconyParameters, input x: UnsafePointer<Float>, sequences s: Int, tokens t: Int) {
+        precondition(s > 0 && t > 0, "empty batch")
+        reserve(sequences: s, tokens: t)
+        canRunBackward = true
+        let c = config, n = s * t, dim = c.dim, hidden = c.hiddenDim
+        p.withPointers { w in
+            input.pointer.update(from: x, count: n * dim)
+            TrainingKernels.rmsNorm(x, weight: w.attentionNorm, out: xn1.pointer, invRms: invRms1.pointer,
+                                    rows: n, n: dim, eps: c.normEps)
+            BLAS.gemmNT(m: n, n: c.qDim, k: dim, a: xn1.pointer, lda: dim, b: w.wq, ldb: dim, c: q.pointer, ldc: c.qDim)
+            BLAS.gemmNT(m: n, n: c.kvDim, k: dim, a: xn1.pointer, lda: dim, b: w.wk, ldb: dim, c: k.pointer, ldc: c.kvDim)
+            BLAS.gemmNT(m: n, n: c.kvDim, k: dim, a: xn1.pointer, lda: dim, b: w.wv, ldb: dim, c: v.pointer, ldc: c.kvDim)
+            if let b = w.bq { Kernels.addBias(q.pointer, bias: b, rows: n, n: c.qDim) }
+            if let b = w.bk { Kernels.addBias(k.pointer, bias: b, rows: n, n: c.kvDim) }
+            if let b = w.bv { Kernels.addBias(v.pointer, bias: b, rows: n, n: c.kvDim) }
+            ropeTable!.rotate(q.pointer, rows: n, heads: c.headCount, inverse: false)
+            ropeTable!.rotate(k.pointer, rows: n, heads: c.kvHeadCount, inverse: false)
+            TrainingAttention.forward(q: q.pointer, k: k.pointer, v: v.pointer, probs: probs.pointer, out: att.pointer,
+                                      sequences: s, tokens: t, config: c)
+            // h2 = x + att · Wo^T
+            h2.pointer.update(from: x, count: n * dim)
+            BLAS.gemmNT(m: n, n: dim, k: c.qDim, a: att.pointer, lda: c.qDim, b: w.wo, ldb: c.qDim,
+                        c: h2.pointer, ldc: dim, beta: 1)
+            TrainingKernels.rmsNorm(h2.pointer, weight: w.ffnNorm, out: xn2.pointer, invRms: invRms2.pointer,
+                                    rows: n, n: dim, eps: c.normEps)
+            BLAS.gemmNT(m: n, n: hidden, k: dim, a: xn2.pointer, lda: dim, b: w.gate, ldb: dim, c: gate.pointer, ldc: hidden)
+            BLAS.gemmNT(m: n, n: hidden, k: dim, a: xn2.pointer, lda: dim, b: w.up, ldb: dim, c: up.pointer, ldc: hidden)
+            TrainingKernels.swiglu(gate: gate.pointer, up: up.pointer, out: act.pointer, count: n * hidden)
+            // out = h2 + act · Wd^T
+            out.pointer.update(from: h2.pointer, count: n * dim)
+            BLAS.gemmNT(m: n, n: dim, k: hidden, a: act.pointer, lda: hidden, b: w.down, ldb: hidden,
+                        c: out.pointer, ldc: dim, beta: 1)
+        }
+    }
+
+    /// Adds the gradients of the layer's parameters, given `dOut[rows, dim]` (the gradient of
+    /// the loss w.r.t. the last `forward`'s output), into `grad` (+=, so that micro-batches
+    /// accumulate). `p` must be the weights the last `forward` ran with. The exit norm's
+    /// gradient (`grad.norm`) is the exit loss's to fill, not this layer's. Runs once per
+    /// `forward`: it overwrites the saved attention probabilities with their gradients.
+    public func backward(_ p: BalconyParameters, outputGradient dOut: UnsafePointer<Float>,
+                         accumulatingInto grad: inout BalconyParameters) {
+        precondition(canRunBackward, "backward needs a forward of its own")
+        canRunBackward = false
+        precondition((grad.bq != nil) == (p.bq != nil), "gradient and weights disagree on biases")
+        let c = config, n = rows, dim = c.dim, hidden = c.hiddenDim, qDim = c.qDim, kvDim = c.kvDim
+        p.withPointers { w in
+            grad.withMutablePointers { g in
+                // MLP: out = h2 + (silu(xn2 Wg^T) * (xn2 Wu^T)) Wd^T
+                BLAS.gemmTN(m: dim, n: hidden, k: n, a: dOut, lda: dim, b: act.pointer, ldb: hidden,
+                            c: g.down, ldc: hidden, beta: 1)
+                BLAS.gemmNN(m: n, n: hidden, k: dim, a: dOut, lda: dim, b: w.down, ldb: hidden, c: dAct.pointer, ldc: hidden)
+                TrainingKernels.swigluBackward(gate: gate.pointer, up: up.pointer, dAct: dAct.pointer, dUp: dUp.pointer,
+                                               count: n * hidden)
+                BLAS.gemmTN(m: hidden, n: dim, k: n, a: dAct.pointer, lda: hidden, b: xn2.pointer, ldb: dim,
+                            c: g.gate, ldc: dim, beta: 1)
+                BLAS.gemmTN(m: hidden, n: dim, k: n, a: dUp.pointer, lda: hidden, b: xn2.pointer, ldb: dim,
+                            c: g.up, ldc: dim, beta: 1)
+                BLAS.gemmNN(m: n, n: dim, k: hidden, a: dAct.pointer, lda: hidden, b: w.gate, ldb: dim, c: dXn.pointer, ldc: dim)
+                BLAS.gemmNN(m: n, n: dim, k: hidden, a: dUp.pointer, lda: hidden, b: w.up, ldb: dim,
+                            c: dXn.pointer, ldc: dim, beta: 1)
+                // Residual: dH2 = dOut + the ffn norm's input gradient.
+                dH2.pointer.update(from: dOut, count: n * dim)
+                TrainingKernels.rmsNormBackward(h2.pointer, invRms: invRms2.pointer, weight: w.ffnNorm, dOut: dXn.pointer,
+                                                rows: n, n: dim, dWeight: g.ffnNorm, dX: dH2.pointer, accumulate: true)
+
+                // Attention: h2 = x + Attn(q, k, v) Wo^T
+                BLAS.gemmTN(m: dim, n: qDim, k: n, a: dH2.pointer, lda: dim, b: att.pointer, ldb: qDim,
+                            c: g.wo, ldc: qDim, beta: 1)
+                BLAS.gemmNN(m: n, n: qDim, k: dim, a: dH2.pointer, lda: dim, b: w.wo, ldb: qDim, c: dAtt.pointer, ldc: qDim)
+                TrainingAttention.backward(q: q.pointer, k: k.pointer, v: v.pointer, probs: probs.pointer, dOut: dAtt.pointer,
+                                           dQ: dQ.pointer, dK: dK.pointer, dV: dV.pointer, scratch: dP.pointer,
+                                           sequences: sequences, tokens: tokens, config: c)
+                // RoPE is a rotation per position: its backward rotates by the opposite angle.
+                ropeTable!.rotate(dQ.pointer, rows: n, heads: c.headCount, inverse: true)
+                ropeTable!.rotate(dK.pointer, rows: n, heads: c.kvHeadCount, inverse: true)
+                if let b = g.bq { TrainingKernels.addColumnSums(dQ.pointer, rows: n, n: qDim, into: b) }
+                if let b = g.bk { TrainingKernels.addColumnSums(dK.pointer, rows: n, n: kvDim, into: b) }
+                if let b = g.bv { TrainingKernels.addColumnSums(dV.pointer, rows: n, n: kvDim, into: b) }
+                BLAS.gemmTN(m: qDim, n: dim, k: n, a: dQ.pointer, lda: qDim, b: xn1.pointer, ldb: dim, c: g.wq, ldc: dim, beta: 1)
+                BLAS.gemmTN(m: kvDim, n: dim, k: n, a: dK.pointer, lda: kvDim, b: xn1.pointer, ldb: dim, c: g.wk, ldc: dim, beta: 1)
+                BLAS.gemmTN(m: kvDim, n: dim, k: n, a: dV.pointer, lda: kvDim, b: xn1.pointer, ldb: dim, c: g.wv, ldc: dim, beta: 1)
+                // Only the attention norm's weight needs this: the layer input is frozen.
+                BLAS.gemmNN(m: n, n: dim, k: qDim, a: dQ.pointer, lda: qDim, b: w.wq, ldb: dim, c: dXn.pointer, ldc: dim)
+                BLAS.gemmNN(m: n, n: dim, k: kvDim, a: dK.pointer, lda: kvDim, b: w.wk, ldb: dim, c: dXn.pointer, ldc: dim, beta: 1)
+                BLAS.gemmNN(m: n, n: dim, k: kvDim, a: dV.pointer, lda: kvDim, b: w.wv, ldb: dim, c: dXn.pointer, ldc: dim, beta: 1)
+                TrainingKernels.rmsNormBackward(input.pointer, invRms: invRms1.pointer, weight: w.attentionNorm,
+                                                dOut: dXn.pointer, rows: n, n: dim, dWeight: g.attentionNorm,
+                                                dX: nil, accumulate: false)
+            }
+        }
+    }
+}

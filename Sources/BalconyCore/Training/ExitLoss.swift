@@ -1,0 +1,326 @@
+import Foundation
+
+/// Settings of the self-distillation loss (see DESIGN.md, "The math").
+public struct DistillationOptions: Sendable, Equatable {
+    /// Temperature T: both logits are divided by T and the KL term is multiplied by T².
+    public var temperature: Float
+    /// Weight w of the cross-entropy of each exit on the data's next tokens (the authors use 0).
+    /// The cross-entropy uses the untempered logits.
+    public var crossEntropyWeight: Float
+    /// Rows per chunk of the loss; nil chooses about 16 Mi floats of logits per chunk
+    /// (clamped to 8 ... 256 rows). Results do not depend on it beyond rounding.
+    public var chunkRows: Int?
+
+    public init(temperature: Float = 1, crossEntropyWeight: Float = 0, chunkRows: Int? = nil) {
+        precondition(temperature > 0, "temperature must be positive")
+        self.temperature = temperature
+        self.crossEntropyWeight = crossEntropyWeight
+        self.chunkRows = chunkRows
+    }
+}
+
+/// What one evaluation of the exit loss measured.
+public struct ExitLossResult: Sendable, Equatable {
+    /// The training loss: mean over exits of `exitLosses`.
+    public var loss: Double
+    /// Per exit: mean over all tokens of `T² KL(p_T || q_T) + w CE` (tokens without a target add
+    /// no cross-entropy but still count in the mean).
+    public var exitLosses: [Double]
+    /// Per exit: mean over tokens of the plain `KL(p || q)` at temperature 1, the quantity the
+    /// paper reports whatever T is.
+    public var klDivergence: [Double]
+    /// Per exit: mean cross-entropy (temperature 1) over the tokens that have a target; 0 when no
+    /// targets were given.
+    public var crossEntropy: [Double]
+    /// Tokens that had a target.
+    public var targetCount: Int
+}
+
+/// The self-distillation loss of all exits at once, with its gradients:
+/// `loss = mean_exits mean_tokens [T² KL(softmax(z/T) || softmax(z_k/T)) + w CE(z_k, target)]`, with
+/// teacher logits `z = W_out · h` (h: the teacher's final hidden state after the final norm) and
+/// exit logits `z_k = W_out · RMSNorm^B_k(b_k)` (b_k: balcony k's layer output).
+///
+/// Rows are processed in chunks: a chunk stacks the teacher's rows and every exit's normalized
+/// rows into one matrix and multiplies it by `W_out` once (one SGEMM for F32 heads; one pass of
+/// widened tiles for Q8_0), so teacher logits are computed once and shared by the exits and
+/// nothing of size rows x vocab x exits is allocated. The gradient w.r.t. the logits replaces
+/// them in place and goes back through `W_out` and the exit norm.
+///
+/// Memory: about `chunk * vocab * (exits + 2)` floats (`+ 2` more chunk x vocab when T != 1),
+/// reused across calls. Not thread-safe.
+public final class ExitLoss {
+    public let config: LlamaConfig
+    private let stacked = TrainingBuffer()     // [(E+1) * chunk, dim]  teacher rows, then each exit's normed rows
+    private let logits = TrainingBuffer()      // [(E+1) * chunk, vocab] logits; teacher log-probs; exit logit gradients
+    private let teacherProbs = TrainingBuffer()    // [chunk, vocab]  p_T
+    private let teacherLogP1 = TrainingBuffer()    // [chunk, vocab]  log p at T = 1 (only when T != 1)
+    private let teacherProbs1 = TrainingBuffer()   // [chunk, vocab]  p at T = 1 (only when T != 1)
+    private let invRms = TrainingBuffer()      // [E * chunk]  exit norm 1/rms
+    private let dNormed = TrainingBuffer()     // [E * chunk, dim]  gradient w.r.t. the normed exit rows
+    private let norms = TrainingBuffer()       // [E, dim]  exit norm weights
+    private let normGrads = TrainingBuffer()   // [E, dim]  exit norm weight gradients of this call
+    private let tile = TrainingBuffer()        // [tileRows, dim]  widened Q8_0 rows of W_out
+    private var rowStats: [Double] = []        // [3, E, chunk]  per-row loss, plain KL, CE
+
+    /// Rows of `W_out` widened at a time for a Q8_0 head's backward product (the reduction
+    /// dimension of that SGEMM, so larger than the forward's tiles).
+    static let tileRows = 256
+
+    public init(config: LlamaConfig) {
+        self.config = config
+    }
+
+    /// Bytes held by the workspace's buffers.
+    public var byteCount: Int {
+        [stacked, logits, teacherProbs, teacherLogP1, teacherProbs1, invRms, dNormed, norms, normGrads, tile]
+            .reduce(0) { $0 + 4 * $1.capacity } + 8 * rowStats.count
+    }
+
+    /// The loss without gradients (evaluation).
+    public func loss(teacher: UnsafePointer<Float>, rows: Int, exitHidden: [UnsafePointer<Float>],
+                     parameters: [BalconyParameters], head: WeightMatrix, targets: [Int]? = nil,
+                     options: DistillationOptions = .init()) -> ExitLossResult {
+        run(teacher: teacher, rows: rows, exitHidden: exitHidden, parameters: parameters, head: head,
+            targets: targets, options: options, hiddenGradients: nil)
+    }
+
+    /// The loss and its gradients.
+    /// - Parameters:
+    ///   - teacher: `[rows, dim]`, the full model's last hidden state after its final norm.
+    ///   - exitHidden: per exit, `[rows, dim]`, the balcony layer's output (before the exit norm).
+    ///   - parameters: per exit, the balcony's weights (only the exit norm `norm` is read).
+    ///   - head: the frozen output matrix `W_out` `[vocab, dim]`, F32 or Q8_0.
+    ///   - targets: `rows` next-token ids for the cross-entropy term, -1 where there is none.
+    ///   - hiddenGradients: per exit, `[rows, dim]`, overwritten with d loss / d exitHidden.
+    ///   - gradients: per exit, the exit norm's weight gradient is added into `norm`.
+    public func lossAndGradients(teacher: UnsafePointer<Float>, rows: Int, exitHidden: [UnsafePointer<Float>],
+                                 parameters: [BalconyParameters], head: WeightMatrix, targets: [Int]? = nil,
+                                 options: DistillationOptions = .init(),
+                                 hiddenGradients: [UnsafeMutablePointer<Float>],
+                                 gradients: inout [BalconyParameters]) -> ExitLossResult {
+        precondition(hiddenGradients.count == exitHidden.count && gradients.count == exitHidden.count,
+                     "one gradient per exit")
+        let result = run(teacher: teacher, rows: rows, exitHidden: exitHidden, parameters: parameters, head: head,
+                         targets: targets, options: options, hiddenGradients: hiddenGradients)
+        for e in 0..<exitHidden.count {
+            let src = normGrads.pointer + e * config.dim
+            gradients[e].norm.withUnsafeMutableBufferPointer { g in
+                for i in 0..<config.dim { g[i] += src[i] }
+            }
+        }
+        return result
+    }
+
+    // The shared implementation; norm gradients are left in `normGrads`.
+    private func run(teacher: UnsafePointer<Float>, rows n: Int, exitHidden: [UnsafePointer<Float>],
+                     parameters: [BalconyParameters], head: WeightMatrix, targets: [Int]?,
+                     options o: DistillationOptions, hiddenGradients: [UnsafeMutablePointer<Float>]?) -> ExitLossResult {
+        let exits = exitHidden.count, dim = config.dim, vocab = config.vocabSize
+        precondition(exits > 0 && parameters.count == exits, "one set of parameters per exit")
+        precondition(head.rows == vocab && head.cols == dim, "head shape \(head.rows)x\(head.cols) is not vocab x dim")
+        if let targets {
+            precondition(targets.count == n, "one target per row")
+            precondition(targets.allSatisfy { $0 >= -1 && $0 < vocab }, "target outside the vocabulary")
+        }
+        let chunk = max(1, min(n, o.chunkRows ?? max(8, min(256, (16 << 20) / ((exits + 1) * vocab)))))
+        let tempered = o.temperature != 1
+        stacked.reserve((exits + 1) * chunk * dim)
+        logits.reserve((exits + 1) * chunk * vocab)
+        teacherProbs.reserve(chunk * vocab)
+        if tempered {
+            teacherLogP1.reserve(chunk * vocab)
+            teacherProbs1.reserve(chunk * vocab)
+        }
+        invRms.reserve(exits * chunk)
+        dNormed.reserve(exits * chunk * dim)
+        norms.reserve(exits * dim)
+        normGrads.reserve(exits * dim).update(repeating: 0, count: exits * dim)
+        if head.type == .q8_0 { tile.reserve(Self.tileRows * dim) }
+        for (e, p) in parameters.enumerated() {
+            precondition(p.norm.count == dim, "exit norm has \(p.norm.count) values, not \(dim)")
+            p.norm.withUnsafeBufferPointer { norms.pointer.advanced(by: e * dim).update(from: $0.baseAddress!, count: dim) }
+        }
+
+        let rowTerms = RowTerms(temperature: o.temperature, crossEntropyWeight: o.crossEntropyWeight,
+                                gradientScale: 1 / (Float(exits) * Float(n)), vocab: vocab)
+        var totals = [Double](repeating: 0, count: 3 * exits)   // loss, plain KL, CE sums per exit
+        var lo = 0
+        while lo < n {
+            let c = min(chunk, n - lo)
+            // Stack teacher rows and normed exit rows, then one product with W_out.
+            stacked.pointer.update(from: teacher + lo * dim, count: c * dim)
+            for e in 0..<exits {
+                TrainingKernels.rmsNorm(exitHidden[e] + lo * dim, weight: norms.pointer + e * dim,
+                                        out: stacked.pointer + (1 + e) * c * dim, invRms: invRms.pointer + e * c,
+                                        rows: c, n: dim, eps: config.normEps)
+            }
+            Linear.forward(head, x: stacked.pointer, tokens: (exits + 1) * c, y: logits.pointer)
+            teacherDistributions(rows: c, temperature: o.temperature)
+            exitTerms(rows: c, exits: exits, first: lo, targets: targets, terms: rowTerms,
+                      gradients: hiddenGradients != nil)
+            // Sum the per-row terms in a fixed order: the result does not depend on threads.
+            for s in 0..<3 {
+                for e in 0..<exits {
+                    var acc = 0.0
+                    for r in 0..<c { acc += rowStats[(s * exits + e) * c + r] }
+                    totals[s * exits + e] += acc
+                }
+            }
+            if let hiddenGradients {
+                backwardThroughHead(head, rows: c, exits: exits)
+                for e in 0..<exits {
+                    TrainingKernels.rmsNormBackward(exitHidden[e] + lo * dim, invRms: invRms.pointer + e * c,
+                                                    weight: norms.pointer + e * dim, dOut: dNormed.pointer + e * c * dim,
+                                                    rows: c, n: dim, dWeight: normGrads.pointer + e * dim,
+                                                    dX: hiddenGradients[e] + lo * dim, accumulate: false)
+                }
+            }
+            lo += c
+        }
+        let targetCount = targets?.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } ?? 0
+        let exitLosses = (0..<exits).map { totals[$0] / Double(n) }
+        return ExitLossResult(
+            loss: exitLosses.reduce(0, +) / Double(exits), exitLosses: exitLosses,
+            klDivergence: (0..<exits).map { totals[exits + $0] / Double(n) },
+            crossEntropy: (0..<exits).map { targetCount > 0 ? totals[2 * exits + $0] / Double(targetCount) : 0 },
+            targetCount: targetCount)
+    }
+
+    /// Turns the teacher block of `logits` (`rows` rows) into log p_T in place, p_T into
+    /// `teacherProbs`, and at T != 1 log p and p at temperature 1 into their buffers.
+    private func teacherDistributions(rows c: Int, temperature: Float) {
+        let vocab = config.vocabSize, tempered = temperature != 1, invT = 1 / temperature
+        let z = logits.pointer, pT = teacherProbs.pointer, lp1 = teacherLogP1.pointer, p1 = teacherProbs1.pointer
+        parallelChunks(c, minimumPerThread: max(1, 4096 / vocab)) { range in
+            for r in range {
+                let zr = z + r * vocab
+                var m = zr[0]
+                for v in 1..<vocab where zr[v] > m { m = zr[v] }
+                if tempered {
+                    var s = 0.0
+                    for v in 0..<vocab { s += Double(expf(zr[v] - m)) }
+                    let logZ = Float(log(s))
+                    for v in 0..<vocab {
+                        let l = zr[v] - m - logZ
+                        lp1[r * vocab + v] = l
+                        p1[r * vocab + v] = expf(l)
+                    }
+                }
+                var s = 0.0
+                for v in 0..<vocab { s += Double(expf((zr[v] - m) * invT)) }
+                let logZ = Float(log(s))
+                for v in 0..<vocab {
+                    let l = (zr[v] - m) * invT - logZ
+                    zr[v] = l
+                    pT[r * vocab + v] = expf(l)
+                }
+            }
+        }
+    }
+
+    /// The constants of one evaluation that every row needs.
+    private struct RowTerms {
+        var temperature: Float
+        var crossEntropyWeight: Float
+        /// 1 / (exits * rows): the means over tokens and exits, folded into the logit gradients.
+        var gradientScale: Float
+        var vocab: Int
+    }
+
+    /// Per exit and row: the loss terms into `rowStats`, and (with `gradients`) the gradient
+    /// w.r.t. the exit's logits in place of them:
+    /// `d/dz_k = scale * (T (q_T - p_T) + w (q - onehot(target)))`.
+    private func exitTerms(rows c: Int, exits: Int, first: Int, targets: [Int]?, terms t: RowTerms, gradients: Bool) {
+        let vocab = t.vocab, tempered = t.temperature != 1
+        let tau = t.temperature, invT = 1 / tau, w = t.crossEntropyWeight, scale = t.gradientScale
+        if rowStats.count < 3 * exits * c { rowStats = [Double](repeating: 0, count: 3 * exits * c) }
+        let teacherLogP = UnsafePointer(logits.pointer), z = logits.pointer + c * vocab
+        let pT = UnsafePointer(teacherProbs.pointer)
+        let lp1 = tempered ? UnsafePointer(teacherLogP1.pointer) : teacherLogP
+        let p1 = tempered ? UnsafePointer(teacherProbs1.pointer) : pT
+        rowStats.withUnsafeMutableBufferPointer { statsBuffer in
+            let stats = statsBuffer.baseAddress!
+            targets.withUnsafeOptionalBuffer { targetBuffer in
+                parallelChunks(exits * c, minimumPerThread: max(1, 4096 / vocab)) { range in
+                    // u = (z - max) / T for the row at hand; z's storage holds exp(u), then the gradient.
+                    let u = UnsafeMutablePointer<Float>.allocate(capacity: vocab)
+                    defer { u.deallocate() }
+                    for item in range {
+                        let e = item / c, r = item % c
+                        let zr = z + item * vocab
+                        let lpT = teacherLogP + r * vocab, pTr = pT + r * vocab
+                        let lp1r = lp1 + r * vocab, p1r = p1 + r * vocab
+                        var m = zr[0]
+                        for v in 1..<vocab where zr[v] > m { m = zr[v] }
+                        var sum = 0.0, sum1 = 0.0
+                        for v in 0..<vocab {
+                            let uv = (zr[v] - m) * invT
+                            u[v] = uv
+                            let ev = expf(uv)
+                            zr[v] = ev
+                            sum += Double(ev)
+                        }
+                        if tempered {
+                            for v in 0..<vocab { sum1 += Double(expf(u[v] * tau)) }
+                        }
+                        let logZ = Float(log(sum)), invZ = Float(1 / sum)
+                        let logZ1 = tempered ? Float(log(sum1)) : logZ
+                        // Rows without a target have no cross-entropy term at all.
+                        let target = targetBuffer.map { $0[first + r] } ?? -1
+                        let wr = target >= 0 ? w : 0
+                        var kl = 0.0, kl1 = 0.0
+                        for v in 0..<vocab {
+                            let lq = u[v] - logZ, q = zr[v] * invZ
+                            kl += Double(pTr[v] * (lpT[v] - lq))
+                            var q1 = q
+                            if tempered {
+                                let lq1 = u[v] * tau - logZ1
+                                q1 = expf(lq1)
+                                kl1 += Double(p1r[v] * (lp1r[v] - lq1))
+                            }
+                            if gradients { zr[v] = scale * (tau * (q - pTr[v]) + wr * q1) }
+                        }
+                        if !tempered { kl1 = kl }
+                        var ce = 0.0
+                        if target >= 0 {
+                            ce = Double(logZ1 - u[target] * tau)
+                            if gradients { zr[target] -= scale * w }
+                        }
+                        stats[e * c + r] = Double(tau * tau) * kl + Double(w) * ce
+                        stats[(exits + e) * c + r] = kl1
+                        stats[(2 * exits + e) * c + r] = ce
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dNormed[E * rows, dim] = dLogits[E * rows, vocab] · W_out`, widening a Q8_0 head tile by tile.
+    private func backwardThroughHead(_ head: WeightMatrix, rows c: Int, exits: Int) {
+        let vocab = config.vocabSize, dim = config.dim
+        let dLogits = logits.pointer + c * vocab
+        switch head.type {
+        case .f32:
+            BLAS.gemmNN(m: exits * c, n: dim, k: vocab, a: dLogits, lda: vocab, b: head.f32, ldb: dim,
+                        c: dNormed.pointer, ldc: dim)
+        case .q8_0:
+            var lo = 0
+            while lo < vocab {
+                let hi = min(vocab, lo + Self.tileRows)
+                Q8Kernels.dequantizeRows(head, lo, hi, into: tile.pointer)
+                BLAS.gemmNN(m: exits * c, n: dim, k: hi - lo, a: dLogits + lo, lda: vocab, b: tile.pointer, ldb: dim,
+                            c: dNormed.pointer, ldc: dim, beta: lo == 0 ? 0 : 1)
+                lo = hi
+            }
+        }
+    }
+}
+
+extension Optional where Wrapped == [Int] {
+    /// Calls `body` with the array's buffer, or nil.
+    fileprivate func withUnsafeOptionalBuffer<R>(_ body: (UnsafeBufferPointer<Int>?) -> R) -> R {
+        guard let self else { return body(nil) }
+        return self.withUnsafeBufferPointer { body($0) }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Testing
+@testable import BalconyCore
+
+/// The balcony layer's training forward against the inference `DecoderLayer.forward`, and its
+/// backward against finite differences of the Double reference, for every parameter tensor.
+@Suite struct TrainingLayerTests {
+    static func config(style: RopeStyle, bias: Bool) -> LlamaConfig {
+        LlamaConfig(architecture: bias ? "qwen2" : "llama", dim: 32, hiddenDim: 40, layerCount: 3, headCount: 4,
+                    kvHeadCount: 2, vocabSize: 48, contextLength: 16, ropeStyle: style, attentionBias: bias)
+    }
+
+    static let cases: [(RopeStyle, Bool)] = [(.interleaved, false), (.halfSplit, true)]
+
+    @Test(arguments: [(RopeStyle.interleaved, false), (.halfSplit, false), (.interleaved, true), (.halfSplit, true)])
+    func forwardMatchesDecoderLayer(style: RopeStyle, bias: Bool) {
+        let c = Self.config(style: style, bias: bias)
+        var rnd = TestRandom(seed: 21)
+        let p = rnd.parameters(c)
+        let sequences = 3, tokens = 7, n = sequences * tokens
+        let x = rnd.floats(n * c.dim, scale: 2)
+        let ws = BalconyLayerWorkspace(config: c)
+        ws.forward(p, input: x, sequences: sequences, tokens: tokens)
+        let trained = Array(UnsafeBufferPointer(start: ws.output, count: n * c.dim))
+
+        // The inference path, one sequence at a time from position 0.
+        var expected = x
+        let weights = p.layerWeights(config: c), rope = RotaryEmbedding(config: c), scratch = Scratch()
+        scratch.ensure(tokens: tokens, config: c, context: tokens)
+        expected.withUnsafeMutableBufferPointer { b in
+            for s in 0..<sequences {
+                let cache = LayerKVCache(capacity: tokens, kvDim: c.kvDim)
+                DecoderLayer.forward(weights, x: b.baseAddress! + s * tokens * c.dim, tokens: tokens, start: 0,
+                                     cache: cache, rope: rope, config: c, scratch: scratch)
+            }
+        }
+        let diff = zip(trained, expected).map { abs($0 - $1) }.max()!
+        #expect(diff < 1e-5, "max difference \(diff)")
+        // And the Double reference agrees (it is what the gradient checks differentiate).
+        let reference = TrainingReference.layer(TrainingReference.tensors(p), x: x.map(Double.init),
+                                                sequences: sequences, tokens: tokens, config: c)
+        #expect(zip(trained, reference).allSatisfy { abs(Double($0) - $1) < 1e-4 })
+    }
+
+    @Test(arguments: cases)
+    func layerGradientsMatchFiniteDifferences(style: RopeStyle, bias: Bool) {
+        let c = Self.config(style: style, bias: bias)
+        var rnd = TestRandom(seed: 22)
+        let p = rnd.parameters(c)
+        let sequences = 2, tokens = 5, n = sequences * tokens
+        let x = rnd.floats(n * c.dim, scale: 2), cot = rnd.floats(n * c.dim)
+        let ws = BalconyLayerWorkspace(config: c)
+        ws.forward(p, input: x, sequences: sequences, tokens: tokens)
+        var grad = p.zeros()
+        ws.backward(p, outputGradient: cot, accumulatingInto: &grad)
+
+        let xd = x.map(Double.init)
+        let tensors = TrainingReference.tensors(p)
+        var check = GradientCheck()
+        grad.visitTensors { name, g in
+            guard name != TrainingReference.exitNorm else {
+                #expect(g.allSatisfy { $0 == 0 }, "the layer leaves the exit norm's gradient to the loss")
+                return
+            }
+            check.check(name, analytic: g, indices: rnd.indices(g.count, count: 6)) { i in
+                TrainingReference.centralDifference(tensors[name]!, i) { t in
+                    var ts = tensors
+                    ts[name] = t
+                    let out = TrainingReference.layer(ts, x: xd, sequences: sequences, tokens: tokens, config: c)
+                    return zip(out, cot).reduce(0) { $0 + $1.0 * Double($1.1) }
+                }
+            }
+        }
+        check.expectPassed()
+        #expect(bias == (grad.bq != nil))
+
+        // Backward accumulates: a second forward and backward add the same gradient again.
+        var twice = grad
+        ws.forward(p, input: x, sequences: sequences, tokens: tokens)
+        ws.backward(p, outputGradient: cot, accumulatingInto: &twice)
+        twice.visitTensors { name, t in
+            var once: [Float] = []
+            grad.visitTensors { n2, g in if n2 == name { once = g } }
+            #expect(zip(t, once).allSatisfy { abs($0 - 2 * $1) <= 1e-6 * max(1, abs($1)) }, "\(name)")
+        }
+    }
+}
