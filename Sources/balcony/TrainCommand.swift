@@ -112,8 +112,8 @@ struct TrainCommand: AsyncParsableCommand {
                               trainingData.trainingSequences.count, seq, trainingData.holdoutSequences.count, totalSteps, batchSize * gradAccum, seq))
             if !resume {
                 let first = try trainer.evaluate(trainer.peekBatch())
-                var line = TrainingStepReport(step: 0, tokens: 0, lr: trainer.learningRate(at: 0), loss: first.loss, kl: trainer.klByExit(first),
-                                              tokensPerSecond: 0, gradNorm: nil, holdoutKL: nil, teacherSeconds: 0, balconySeconds: 0, headSeconds: 0)
+                var line = TrainingStepReport(step: 0, tokens: 0, lr: trainer.learningRate(at: 0), loss: first.loss,
+                                              kl: trainer.klByExit(first), tokensPerSecond: 0)
                 if !trainingData.holdoutSequences.isEmpty { line.holdoutKL = trainer.klByExit(try trainer.evaluate(trainingData.holdout)) }
                 try metrics.append(line)
             }

@@ -9,7 +9,7 @@ import Foundation
 /// to a temporary file in the same directory (rename is only atomic within one file system), are
 /// flushed to disk, and the temporary file is then renamed over the destination. If anything fails
 /// the temporary file is removed and the destination is untouched.
-final class AtomicFileWriter {
+public final class AtomicFileWriter {
     let destination: URL
     private let temporaryPath: String
     private var fd: Int32
@@ -78,7 +78,7 @@ final class AtomicFileWriter {
     deinit { discard() }
 
     /// Writes `data` to `url` atomically.
-    static func write(_ data: Data, to url: URL) throws {
+    public static func write(_ data: Data, to url: URL) throws {
         let writer = try AtomicFileWriter(destination: url)
         do {
             try data.withUnsafeBytes { try writer.write($0) }

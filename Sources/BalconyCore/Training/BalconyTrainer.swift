@@ -17,6 +17,22 @@ public struct TrainingStepReport: Sendable, Codable {
     public var balconySeconds: Double
     public var headSeconds: Double
 
+    public init(step: Int, tokens: Int, lr: Double, loss: Double, kl: [String: Double], tokensPerSecond: Double,
+                gradNorm: Double? = nil, holdoutKL: [String: Double]? = nil, teacherSeconds: Double = 0,
+                balconySeconds: Double = 0, headSeconds: Double = 0) {
+        self.step = step
+        self.tokens = tokens
+        self.lr = lr
+        self.loss = loss
+        self.kl = kl
+        self.tokensPerSecond = tokensPerSecond
+        self.gradNorm = gradNorm
+        self.holdoutKL = holdoutKL
+        self.teacherSeconds = teacherSeconds
+        self.balconySeconds = balconySeconds
+        self.headSeconds = headSeconds
+    }
+
     enum CodingKeys: String, CodingKey {
         case step, tokens, lr, loss, kl, tokensPerSecond = "tokens_per_s", gradNorm = "grad_norm"
         case holdoutKL = "holdout_kl", teacherSeconds = "teacher_s", balconySeconds = "balcony_s", headSeconds = "head_s"
@@ -53,6 +69,8 @@ public final class BalconyTrainer {
     private let workspaces: [BalconyLayerWorkspace]
     private let exitLoss: ExitLoss
     private let options: DistillationOptions
+    /// Gradients of the step in progress, accumulated over its micro-batches.
+    private var gradients: [BalconyParameters] = []
 
     /// A new run from initialized balconies (in `configuration.exits` order).
     public init(model: LlamaModel, configuration c: TrainingConfiguration, data: TrainingData,
@@ -160,7 +178,7 @@ public final class BalconyTrainer {
         // Evaluate in batch-sized groups so memory matches training.
         for start in stride(from: 0, to: sequences.count, by: configuration.batchSize) {
             let group = Array(sequences[start..<min(sequences.count, start + configuration.batchSize)])
-            let r = try forwardLoss(group, gradients: nil).result
+            let r = try forwardLoss(group, backward: false).result
             total = total.map { Self.add($0, r, weight: Double(group.count)) } ?? Self.scale(r, Double(group.count))
             count += group.count
         }
@@ -171,24 +189,24 @@ public final class BalconyTrainer {
     public func trainStep() throws -> TrainingStepReport {
         let c = configuration
         let started = Date()
-        var grads = balconies.map { $0.zeros() }
+        gradients = balconies.map { $0.zeros() }
         var sum: ExitLossResult? = nil
         var times = (0.0, 0.0, 0.0)
         for _ in 0..<c.gradientAccumulation {
             let batch = loader.nextBatch(size: c.batchSize)
-            let (r, t) = try forwardLoss(batch, gradients: &grads)
+            let (r, t) = try forwardLoss(batch, backward: true)
             sum = sum.map { Self.add($0, r, weight: 1) } ?? r
             times = (times.0 + t.0, times.1 + t.1, times.2 + t.2)
             tokensSeen += batch.count * c.sequenceLength
         }
         if c.gradientAccumulation > 1 {
             let s = Float(1) / Float(c.gradientAccumulation)
-            for i in grads.indices { grads[i].forEachTensor { _, t in for j in t.indices { t[j] *= s } } }
+            for i in gradients.indices { gradients[i].forEachTensor { _, t in for j in t.indices { t[j] *= s } } }
         }
-        let norm = c.gradientClip > 0 ? GradientClipping.clip(&grads, maxNorm: c.gradientClip) : GradientClipping.globalNorm(grads)
+        let norm = c.gradientClip > 0 ? GradientClipping.clip(&gradients, maxNorm: c.gradientClip) : GradientClipping.globalNorm(gradients)
         let lr = learningRate(at: step)
-        if adam != nil { adam!.update(&balconies, gradients: grads, learningRate: Float(lr)) }
-        if sgd != nil { sgd!.update(&balconies, gradients: grads, learningRate: Float(lr)) }
+        if adam != nil { adam!.update(&balconies, gradients: gradients, learningRate: Float(lr)) }
+        if sgd != nil { sgd!.update(&balconies, gradients: gradients, learningRate: Float(lr)) }
         step += 1
         let r = Self.scale(sum!, 1 / Double(c.gradientAccumulation))
         let seconds = Date().timeIntervalSince(started)
@@ -220,9 +238,9 @@ public final class BalconyTrainer {
         return TrainingCheckpoint(state: state, balconies: balconies, moments: moments, info: info)
     }
 
-    // The frozen forward, the balcony layers and the loss for one micro-batch; with `gradients`,
-    // also the backward passes (accumulated into them).
-    private func forwardLoss(_ batch: [[Int]], gradients: UnsafeMutablePointer<[BalconyParameters]>?) throws
+    // The frozen forward, the balcony layers and the loss for one micro-batch; with `backward`,
+    // also the backward passes, accumulated into `gradients`.
+    private func forwardLoss(_ batch: [[Int]], backward: Bool) throws
         -> (result: ExitLossResult, times: (Double, Double, Double)) {
         let t = configuration.sequenceLength
         let inputs = batch.map { Array($0.prefix(t)) }
@@ -238,31 +256,29 @@ public final class BalconyTrainer {
         }
         var balconyTime = Date().timeIntervalSince(clock)
         clock = Date()
-        let result: ExitLossResult = out.finalNormed.withUnsafeBufferPointer { teacherHidden in
-            let hidden = workspaces.map { $0.output }
-            if let gradients {
-                return exitLoss.lossAndGradients(teacher: teacherHidden.baseAddress!, rows: out.rows, exitHidden: hidden,
-                                                 parameters: balconies, head: model.weights.output, targets: targets,
-                                                 options: options, hiddenGradients: workspaces.map { $0.outputGradient },
-                                                 gradients: &gradients.pointee)
-            }
-            return exitLoss.loss(teacher: teacherHidden.baseAddress!, rows: out.rows, exitHidden: hidden,
-                                 parameters: balconies, head: model.weights.output, targets: targets, options: options)
+        let hidden = workspaces.map { $0.output }
+        let teacherHidden = UnsafeMutablePointer<Float>.allocate(capacity: out.finalNormed.count)
+        defer { teacherHidden.deallocate() }
+        teacherHidden.initialize(from: out.finalNormed, count: out.finalNormed.count)
+        let result: ExitLossResult
+        if backward {
+            result = exitLoss.lossAndGradients(teacher: teacherHidden, rows: out.rows, exitHidden: hidden,
+                                               parameters: balconies, head: model.weights.output, targets: targets,
+                                               options: options, hiddenGradients: workspaces.map { $0.outputGradient },
+                                               gradients: &gradients)
+        } else {
+            result = exitLoss.loss(teacher: teacherHidden, rows: out.rows, exitHidden: hidden,
+                                   parameters: balconies, head: model.weights.output, targets: targets, options: options)
         }
         let headTime = Date().timeIntervalSince(clock)
-        if let gradients {
+        if backward {
             clock = Date()
             for e in workspaces.indices {
-                workspaces[e].backward(balconies[e], outputGradient: workspaces[e].outputGradient, accumulatingInto: &gradients.pointee[e])
+                workspaces[e].backward(balconies[e], outputGradient: workspaces[e].outputGradient, accumulatingInto: &gradients[e])
             }
             balconyTime += Date().timeIntervalSince(clock)
         }
         return (result, (teacherTime, balconyTime, headTime))
-    }
-
-    private func forwardLoss(_ batch: [[Int]], gradients: inout [BalconyParameters]) throws
-        -> (result: ExitLossResult, times: (Double, Double, Double)) {
-        try withUnsafeMutablePointer(to: &gradients) { try forwardLoss(batch, gradients: $0) }
     }
 
     static func scale(_ r: ExitLossResult, _ s: Double) -> ExitLossResult {

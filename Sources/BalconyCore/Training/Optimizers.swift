@@ -59,6 +59,15 @@ public struct AdamW: BalconyOptimizer {
         secondMoments = firstMoments
     }
 
+    /// State restored from a checkpoint (`--resume`): the moments and the number of steps taken.
+    public init(parameters: [BalconyParameters], beta1: Double, beta2: Double, epsilon: Double, weightDecay: Double,
+                firstMoments: [BalconyParameters], secondMoments: [BalconyParameters], step: Int) {
+        self.init(parameters: parameters, beta1: beta1, beta2: beta2, epsilon: epsilon, weightDecay: weightDecay)
+        self.firstMoments = firstMoments
+        self.secondMoments = secondMoments
+        self.step = step
+    }
+
     public mutating func update(_ parameters: inout [BalconyParameters], gradients: [BalconyParameters], learningRate lr: Float) {
         precondition(parameters.count == firstMoments.count && gradients.count == parameters.count,
                      "optimizer state is for \(firstMoments.count) balconies")
@@ -104,6 +113,13 @@ public struct SGD: BalconyOptimizer {
         self.momentum = momentum
         self.weightDecay = weightDecay
         momentumBuffers = parameters.map { $0.zeros() }
+    }
+
+    /// State restored from a checkpoint: the momentum buffers (nil without momentum) and steps taken.
+    public init(parameters: [BalconyParameters], momentum: Double, weightDecay: Double, momentumBuffers: [BalconyParameters]?, step: Int) {
+        self.init(parameters: parameters, momentum: momentum, weightDecay: weightDecay)
+        if let momentumBuffers { self.momentumBuffers = momentumBuffers }
+        self.step = step
     }
 
     public mutating func update(_ parameters: inout [BalconyParameters], gradients: [BalconyParameters], learningRate lr: Float) {
