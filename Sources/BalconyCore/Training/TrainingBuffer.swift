@@ -34,23 +34,23 @@ struct BalconyGradientPointers {
 
 extension BalconyParameters {
     /// Calls `body` with pointers to every tensor; arrays are not copied.
-    func withPointers<R>(_ body: (BalconyWeightPointers) throws -> R) rethrows -> R {
-        func opt<T>(_ a: [Float]?, _ f: (UnsafePointer<Float>?) throws -> T) rethrows -> T {
-            guard let a else { return try f(nil) }
-            return try a.withUnsafeBufferPointer { try f($0.baseAddress!) }
+    func withPointers<R>(_ body: (BalconyWeightPointers) -> R) -> R {
+        func opt<T>(_ a: [Float]?, _ f: (UnsafePointer<Float>?) -> T) -> T {
+            guard let a else { return f(nil) }
+            return a.withUnsafeBufferPointer { f($0.baseAddress!) }
         }
-        return try attentionNorm.withUnsafeBufferPointer { an in
-            try wq.withUnsafeBufferPointer { wq in
-            try wk.withUnsafeBufferPointer { wk in
-            try wv.withUnsafeBufferPointer { wv in
-            try wo.withUnsafeBufferPointer { wo in
-            try ffnNorm.withUnsafeBufferPointer { fn in
-            try gate.withUnsafeBufferPointer { g in
-            try up.withUnsafeBufferPointer { u in
-            try down.withUnsafeBufferPointer { d in
-            try norm.withUnsafeBufferPointer { n in
-            try opt(bq) { bq in try opt(bk) { bk in try opt(bv) { bv in
-                try body(BalconyWeightPointers(
+        return attentionNorm.withUnsafeBufferPointer { an in
+            wq.withUnsafeBufferPointer { wq in
+            wk.withUnsafeBufferPointer { wk in
+            wv.withUnsafeBufferPointer { wv in
+            wo.withUnsafeBufferPointer { wo in
+            ffnNorm.withUnsafeBufferPointer { fn in
+            gate.withUnsafeBufferPointer { g in
+            up.withUnsafeBufferPointer { u in
+            down.withUnsafeBufferPointer { d in
+            norm.withUnsafeBufferPointer { n in
+            opt(bq) { bq in opt(bk) { bk in opt(bv) { bv in
+                body(BalconyWeightPointers(
                     attentionNorm: an.baseAddress!, wq: wq.baseAddress!, wk: wk.baseAddress!, wv: wv.baseAddress!,
                     wo: wo.baseAddress!, ffnNorm: fn.baseAddress!, gate: g.baseAddress!, up: u.baseAddress!,
                     down: d.baseAddress!, norm: n.baseAddress!, bq: bq, bk: bk, bv: bv))
@@ -60,23 +60,23 @@ extension BalconyParameters {
     }
 
     /// Calls `body` with mutable pointers to every tensor, in place (no copy when uniquely referenced).
-    mutating func withMutablePointers<R>(_ body: (BalconyGradientPointers) throws -> R) rethrows -> R {
-        func opt<T>(_ a: inout [Float]?, _ f: (UnsafeMutablePointer<Float>?) throws -> T) rethrows -> T {
-            guard a != nil else { return try f(nil) }
-            return try a!.withUnsafeMutableBufferPointer { try f($0.baseAddress!) }
+    mutating func withMutablePointers<R>(_ body: (BalconyGradientPointers) -> R) -> R {
+        func opt<T>(_ a: inout [Float]?, _ f: (UnsafeMutablePointer<Float>?) -> T) -> T {
+            guard a != nil else { return f(nil) }
+            return a!.withUnsafeMutableBufferPointer { f($0.baseAddress!) }
         }
-        return try attentionNorm.withUnsafeMutableBufferPointer { an in
-            try wq.withUnsafeMutableBufferPointer { wq in
-            try wk.withUnsafeMutableBufferPointer { wk in
-            try wv.withUnsafeMutableBufferPointer { wv in
-            try wo.withUnsafeMutableBufferPointer { wo in
-            try ffnNorm.withUnsafeMutableBufferPointer { fn in
-            try gate.withUnsafeMutableBufferPointer { g in
-            try up.withUnsafeMutableBufferPointer { u in
-            try down.withUnsafeMutableBufferPointer { d in
-            try norm.withUnsafeMutableBufferPointer { n in
-            try opt(&bq) { bq in try opt(&bk) { bk in try opt(&bv) { bv in
-                try body(BalconyGradientPointers(
+        return attentionNorm.withUnsafeMutableBufferPointer { an in
+            wq.withUnsafeMutableBufferPointer { wq in
+            wk.withUnsafeMutableBufferPointer { wk in
+            wv.withUnsafeMutableBufferPointer { wv in
+            wo.withUnsafeMutableBufferPointer { wo in
+            ffnNorm.withUnsafeMutableBufferPointer { fn in
+            gate.withUnsafeMutableBufferPointer { g in
+            up.withUnsafeMutableBufferPointer { u in
+            down.withUnsafeMutableBufferPointer { d in
+            norm.withUnsafeMutableBufferPointer { n in
+            opt(&bq) { bq in opt(&bk) { bk in opt(&bv) { bv in
+                body(BalconyGradientPointers(
                     attentionNorm: an.baseAddress!, wq: wq.baseAddress!, wk: wk.baseAddress!, wv: wv.baseAddress!,
                     wo: wo.baseAddress!, ffnNorm: fn.baseAddress!, gate: g.baseAddress!, up: u.baseAddress!,
                     down: d.baseAddress!, norm: n.baseAddress!, bq: bq, bk: bk, bv: bv))
