@@ -1,5 +1,6 @@
 #include "ckernels.h"
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -51,13 +52,15 @@ static inline float tk_exp(float x) {
 #undef TK
 #undef TK_ATTR
 
+static _Atomic int tk_portable_only = 0;
+
 static int tk_has_avx2(void) {
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
         cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
-    return cached;
+    return cached && !atomic_load_explicit(&tk_portable_only, memory_order_relaxed);
 }
 #define DISPATCH(name, ...) \
     do { if (tk_has_avx2()) tk_avx2_##name(__VA_ARGS__); else tk_portable_##name(__VA_ARGS__); } while (0)
@@ -125,3 +128,13 @@ void balcony_rmsnorm_backward_input(const float *x, const float *inv_rms, const 
 }
 
 float balcony_exp(float x) { return tk_exp(x); }
+
+int balcony_training_kernels_use_avx2(int portable_only) {
+#ifdef BALCONY_X86
+    atomic_store_explicit(&tk_portable_only, portable_only, memory_order_relaxed);
+    return tk_has_avx2();
+#else
+    (void)portable_only;
+    return 0;
+#endif
+}

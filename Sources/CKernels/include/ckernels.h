@@ -67,4 +67,8 @@ void balcony_rmsnorm_backward_input(const float *x, const float *inv_rms, const 
 /// The exp the training kernels use (tests).
 float balcony_exp(float x);
 
+/// Tests: with portable_only = 1 the training kernels take their portable build even on AVX2
+/// machines (0 restores the default); returns whether the AVX2 build is now in use.
+int balcony_training_kernels_use_avx2(int portable_only);
+
 #endif
