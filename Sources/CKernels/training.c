@@ -70,12 +70,12 @@ static int tk_has_avx2(void) {
 
 size_t balcony_attention_forward_scratch(size_t tokens, size_t head_dim) {
     size_t tp = (tokens + 7) & ~(size_t)7;
-    return 2 * head_dim * tp + tp;
+    return head_dim % 8 == 0 ? head_dim * tp + 8 * head_dim + tp : 2 * head_dim * tp + tp;
 }
 
 size_t balcony_attention_backward_scratch(size_t tokens, size_t head_dim, size_t heads) {
     size_t tp = (tokens + 7) & ~(size_t)7;
-    return head_dim % 8 == 0 ? 4 * head_dim * tp + tp + 8 * heads * tp : 4 * head_dim * tp + tp;
+    return head_dim % 8 == 0 ? 3 * head_dim * tp + 8 * head_dim + tp + 8 * heads * tp : 4 * head_dim * tp + tp;
 }
 
 void balcony_attention_forward(const float *q, size_t ldq, const float *k, const float *v, size_t ldkv, size_t tokens,

@@ -50,49 +50,6 @@ TK_ATTR static void TK(transpose_in)(const float *x, size_t ld, size_t T, size_t
         for (size_t j = T; j < Tp; j++) t[i * Tp + j] = 0;
 }
 
-/// row[8 b ... 8 b + 7] = sum_i (a[i] * mul) * t[i][8 b ...] for the first nb blocks of eight
-/// columns of t[hd][Tp]: scores q · K^T and, in the backward pass, dO · V^T. Four blocks at a
-/// time keep four independent FMA chains in flight.
-TK_ATTR static void TK(blocks_times_transposed)(const float *a, float mul, const float *t, size_t Tp, size_t hd,
-                                                size_t nb, float *row) {
-    size_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        tk_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-        const float *tb = t + 8 * b;
-        for (size_t i = 0; i < hd; i++) {
-            float x = a[i] * mul;
-            const float *ti = tb + i * Tp;
-            a0 += x * tk_ld8(ti);
-            a1 += x * tk_ld8(ti + 8);
-            a2 += x * tk_ld8(ti + 16);
-            a3 += x * tk_ld8(ti + 24);
-        }
-        tk_st8(row + 8 * b, a0);
-        tk_st8(row + 8 * b + 8, a1);
-        tk_st8(row + 8 * b + 16, a2);
-        tk_st8(row + 8 * b + 24, a3);
-    }
-    for (; b < nb; b++) {
-        tk_v8 a0 = {0};
-        for (size_t i = 0; i < hd; i++) a0 += (a[i] * mul) * tk_ld8(t + i * Tp + 8 * b);
-        tk_st8(row + 8 * b, a0);
-    }
-}
-
-/// out[i] = sum_j row[j] * t[i][j] over the first nb blocks, for i < hd (a multiple of 8): the
-/// attention output p · V and, in the backward pass, dQ = dS · K. Eight rows of t per sweep.
-TK_ATTR static void TK(row_times_blocks)(const float *row, const float *t, size_t Tp, size_t hd, size_t nb, float *out) {
-    for (size_t ib = 0; ib < hd; ib += 8) {
-        tk_v8 acc[8] = {{0}};
-        const float *tb = t + ib * Tp;
-        for (size_t b = 0; b < nb; b++) {
-            tk_v8 r = tk_ld8(row + 8 * b);
-            for (int l = 0; l < 8; l++) acc[l] += r * tk_ld8(tb + l * Tp + 8 * b);
-        }
-        for (int l = 0; l < 8; l++) out[ib + l] = tk_hsum8(acc[l]);
-    }
-}
-
 /// Softmax of row[0 ..< n] in place, zeros in [n, 8 nb).
 TK_ATTR static void TK(softmax_row)(float *row, size_t n, size_t nb) {
     float m = TK(max)(row, n);
@@ -101,55 +58,114 @@ TK_ATTR static void TK(softmax_row)(float *row, size_t n, size_t nb) {
     for (size_t j = n; j < 8 * nb; j++) row[j] = 0;
 }
 
-// Attention of one sequence and one group of `heads` query heads sharing a key/value head.
-// probs rows are padded to Tp = T rounded up to 8: row t of head g at probs + (g T + t) Tp,
-// valid in [0, t], zero up to the next multiple of 8. Head size must be a multiple of 8.
-// scratch: 2 hd Tp + Tp floats.
+/// Eight rows of a, [8][hd], times columns [8 b, 8 b + 8) of t[hd][Tp] for blocks b < nb, into
+/// rows[r] + 8 b: scores Q K^T and, in the backward pass, dO V^T. One load of t serves eight rows.
+TK_ATTR static void TK(tile_times_transposed)(const float *a, const float *t, size_t Tp, size_t hd, size_t nb,
+                                              float *const rows[8]) {
+    for (size_t b = 0; b < nb; b++) {
+        tk_v8 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0}, c6 = {0}, c7 = {0};
+        for (size_t i = 0; i < hd; i++) {
+            tk_v8 x = tk_ld8(t + i * Tp + 8 * b);
+            c0 += a[i] * x;
+            c1 += a[hd + i] * x;
+            c2 += a[2 * hd + i] * x;
+            c3 += a[3 * hd + i] * x;
+            c4 += a[4 * hd + i] * x;
+            c5 += a[5 * hd + i] * x;
+            c6 += a[6 * hd + i] * x;
+            c7 += a[7 * hd + i] * x;
+        }
+        tk_st8(rows[0] + 8 * b, c0), tk_st8(rows[1] + 8 * b, c1), tk_st8(rows[2] + 8 * b, c2);
+        tk_st8(rows[3] + 8 * b, c3), tk_st8(rows[4] + 8 * b, c4), tk_st8(rows[5] + 8 * b, c5);
+        tk_st8(rows[6] + 8 * b, c6), tk_st8(rows[7] + 8 * b, c7);
+    }
+}
+
+/// out[r] = sum_{j < n} rows[r][j] * x[j] for eight rows, x [n][hd] with row stride ld and hd a
+/// multiple of 8; outputs for r < R only, with row stride ldo: P V and, backward, dS K.
+TK_ATTR static void TK(tile_times_rows)(float *const rows[8], const float *x, size_t ld, size_t n, size_t hd,
+                                        float *out, size_t ldo, size_t R) {
+    for (size_t ib = 0; ib < hd; ib += 8) {
+        tk_v8 c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0}, c4 = {0}, c5 = {0}, c6 = {0}, c7 = {0};
+        for (size_t j = 0; j < n; j++) {
+            tk_v8 y = tk_ld8(x + j * ld + ib);
+            c0 += rows[0][j] * y;
+            c1 += rows[1][j] * y;
+            c2 += rows[2][j] * y;
+            c3 += rows[3][j] * y;
+            c4 += rows[4][j] * y;
+            c5 += rows[5][j] * y;
+            c6 += rows[6][j] * y;
+            c7 += rows[7][j] * y;
+        }
+        tk_v8 c[8] = {c0, c1, c2, c3, c4, c5, c6, c7};
+        for (size_t r = 0; r < R; r++) tk_st8(out + r * ldo + ib, c[r]);
+    }
+}
+
+/// Copies rows [R][hd] (stride ld) times mul into block [8][hd], zero rows from R on.
+TK_ATTR static void TK(load_block)(const float *x, size_t ld, size_t R, size_t hd, float mul, float *block) {
+    for (size_t r = 0; r < 8; r++)
+        for (size_t i = 0; i < hd; i++) block[r * hd + i] = r < R ? x[r * ld + i] * mul : 0.0f;
+}
+
+// Attention of one sequence and one group of `heads` query heads sharing a key/value head, in
+// tiles of eight queries by eight keys. probs rows are padded to Tp = T rounded up to 8: row t
+// of head g at probs + (g T + t) Tp, valid in [0, t], zero up to the next multiple of 8.
+// Head size must be a multiple of 8. scratch: hd Tp + 8 hd + Tp floats.
 TK_ATTR static void TK(attention_forward)(const float *q, size_t ldq, const float *k, const float *v, size_t ldkv,
                                           size_t T, size_t hd, size_t heads, float scale, float *probs, float *out,
                                           size_t ldo, float *scratch) {
     size_t Tp = (T + 7) & ~(size_t)7;
-    float *kt = scratch, *vt = kt + hd * Tp, *row = vt + hd * Tp;
+    float *kt = scratch, *qb = kt + hd * Tp, *junk = qb + 8 * hd;
     TK(transpose_in)(k, ldkv, T, Tp, hd, kt);
-    TK(transpose_in)(v, ldkv, T, Tp, hd, vt);
     for (size_t g = 0; g < heads; g++) {
-        for (size_t t = 0; t < T; t++) {
-            size_t n = t + 1, nb = (n + 7) / 8;
-            TK(blocks_times_transposed)(q + t * ldq + g * hd, scale, kt, Tp, hd, nb, row);
-            TK(softmax_row)(row, n, nb);
-            memcpy(probs + (g * T + t) * Tp, row, 8 * nb * sizeof(float));
-            TK(row_times_blocks)(row, vt, Tp, hd, nb, out + t * ldo + g * hd);
+        for (size_t t0 = 0; t0 < T; t0 += 8) {
+            size_t R = T - t0 < 8 ? T - t0 : 8, nb = t0 / 8 + 1;
+            size_t keys = 8 * nb < T ? 8 * nb : T;
+            float *rows[8];
+            for (size_t r = 0; r < 8; r++) rows[r] = r < R ? probs + (g * T + t0 + r) * Tp : junk;
+            TK(load_block)(q + t0 * ldq + g * hd, ldq, R, hd, scale, qb);
+            TK(tile_times_transposed)(qb, kt, Tp, hd, nb, rows);
+            for (size_t r = 0; r < R; r++) TK(softmax_row)(rows[r], t0 + r + 1, nb);
+            if (R < 8) memset(junk, 0, 8 * nb * sizeof(float));
+            TK(tile_times_rows)(rows, v, ldkv, keys, hd, out + t0 * ldo + g * hd, ldo, R);
         }
     }
 }
 
-// Its backward, over chunks of eight queries. For each query row: dP = dO V^T,
-// dS = P (dP - P.dP) * scale, dQ = dS K. Then, while the chunk's rows of P and dS are in L1, the
-// keys' gradients dK += dS^T Q and dV += P^T dO, accumulated per block of eight keys and four
-// head dimensions in registers, and between chunks in acc [T8 / 8][2 hd][8] (dK then dV).
-// scratch: 2 hd T8 + T8 + 8 heads T8 + 2 hd T8 floats (T8: T rounded up to 8).
+// Its backward, over tiles of eight queries. For each tile and head: dP = dO V^T,
+// dS = P (dP - P.dP) * scale (for the tile only), dQ = dS K. Then, while the tile's rows of P
+// and dS are in L1, the keys' gradients dK += dS^T Q and dV += P^T dO, accumulated per block of
+// eight keys and four head dimensions in registers, and between tiles in acc [T8 / 8][2 hd][8]
+// (dK then dV).
+// scratch: 3 hd T8 + 8 hd + T8 + 8 heads T8 floats (T8: T rounded up to 8).
 TK_ATTR static void TK(attention_backward)(const float *q, size_t ldq, const float *k, const float *v, size_t ldkv,
                                            size_t T, size_t hd, size_t heads, float scale, const float *probs,
                                            const float *dout, size_t ldo, float *dq, float *dk, float *dv,
                                            float *scratch) {
     size_t Tp = (T + 7) & ~(size_t)7;
-    float *kt = scratch, *vt = kt + hd * Tp, *row = vt + hd * Tp, *ds = row + Tp, *acc = ds + 8 * heads * Tp;
-    TK(transpose_in)(k, ldkv, T, Tp, hd, kt);
+    float *vt = scratch, *acc = vt + hd * Tp, *db = acc + 2 * hd * Tp, *zero = db + 8 * hd, *ds = zero + Tp;
     TK(transpose_in)(v, ldkv, T, Tp, hd, vt);
     memset(acc, 0, 2 * hd * Tp * sizeof(float));
+    memset(zero, 0, Tp * sizeof(float));
     for (size_t t0 = 0; t0 < T; t0 += 8) {
-        size_t t1 = t0 + 8 < T ? t0 + 8 : T;
+        size_t R = T - t0 < 8 ? T - t0 : 8, nb = t0 / 8 + 1;
+        size_t keys = 8 * nb < T ? 8 * nb : T;
         for (size_t g = 0; g < heads; g++) {
-            for (size_t t = t0; t < t1; t++) {
-                size_t nb = (t + 8) / 8;
-                const float *p = probs + (g * T + t) * Tp;
-                float *dsr = ds + (g * 8 + t - t0) * Tp;
-                TK(blocks_times_transposed)(dout + t * ldo + g * hd, 1.0f, vt, Tp, hd, nb, row);
-                float d = TK(dot)(p, row, 8 * nb);
-                for (size_t j = 0; j < 8 * nb; j++) dsr[j] = p[j] * (row[j] - d) * scale;
-                TK(row_times_blocks)(dsr, kt, Tp, hd, nb, dq + t * ldq + g * hd);
+            float *dsr[8];
+            for (size_t r = 0; r < 8; r++) dsr[r] = ds + (g * 8 + r) * Tp;
+            TK(load_block)(dout + t0 * ldo + g * hd, ldo, R, hd, 1.0f, db);
+            TK(tile_times_transposed)(db, vt, Tp, hd, nb, dsr);
+            for (size_t r = 0; r < 8; r++) {
+                // Rows past the end have P = 0 and so dS = 0.
+                const float *p = r < R ? probs + (g * T + t0 + r) * Tp : zero;
+                float d = TK(dot)(p, dsr[r], 8 * nb);
+                for (size_t j = 0; j < 8 * nb; j++) dsr[r][j] = p[j] * (dsr[r][j] - d) * scale;
             }
+            TK(tile_times_rows)(dsr, k, ldkv, keys, hd, dq + t0 * ldq + g * hd, ldq, R);
         }
+        size_t t1 = t0 + R;
         // Every row of the chunk reaches key block t0 / 8 (entries past a row's diagonal are 0).
         for (size_t b = 0; b <= t0 / 8; b++) {
             for (size_t ib = 0; ib < hd; ib += 4) {
