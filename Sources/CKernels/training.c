@@ -39,6 +39,18 @@ static inline float tk_exp(float x) {
     return p * scale;
 }
 
+/// Offset of query row t in one head's probabilities: rows of tile b (t / 8) hold 8 (b + 1)
+/// floats, so tiles 0 ..< b take 64 b (b + 1) / 2.
+static inline size_t tk_probs_row(size_t t) {
+    size_t b = t / 8;
+    return 32 * b * (b + 1) + (t % 8) * 8 * (b + 1);
+}
+
+/// Floats of one head's probabilities for T queries.
+static inline size_t tk_probs_head(size_t T) { return tk_probs_row((T + 7) & ~(size_t)7); }
+
+size_t balcony_attention_probs_count(size_t tokens) { return tk_probs_head(tokens); }
+
 #define TK(name) tk_portable_##name
 #define TK_ATTR
 #include "training_impl.h"

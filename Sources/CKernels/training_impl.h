@@ -110,8 +110,9 @@ TK_ATTR static void TK(load_block)(const float *x, size_t ld, size_t R, size_t h
 }
 
 // Attention of one sequence and one group of `heads` query heads sharing a key/value head, in
-// tiles of eight queries by eight keys. probs rows are padded to Tp = T rounded up to 8: row t
-// of head g at probs + (g T + t) Tp, valid in [0, t], zero up to the next multiple of 8.
+// tiles of eight queries by eight keys. probs holds the lower triangle in blocks of eight: row
+// t of head g at probs + g tk_probs_head(T) + tk_probs_row(t), valid in [0, t] and zero up to
+// the next multiple of 8 (the padding makes every row of a tile equally long).
 // Head size must be a multiple of 8. scratch: hd Tp + 8 hd + Tp floats.
 TK_ATTR static void TK(attention_forward)(const float *q, size_t ldq, const float *k, const float *v, size_t ldkv,
                                           size_t T, size_t hd, size_t heads, float scale, float *probs, float *out,
@@ -124,7 +125,7 @@ TK_ATTR static void TK(attention_forward)(const float *q, size_t ldq, const floa
             size_t R = T - t0 < 8 ? T - t0 : 8, nb = t0 / 8 + 1;
             size_t keys = 8 * nb < T ? 8 * nb : T;
             float *rows[8];
-            for (size_t r = 0; r < 8; r++) rows[r] = r < R ? probs + (g * T + t0 + r) * Tp : junk;
+            for (size_t r = 0; r < 8; r++) rows[r] = r < R ? probs + g * tk_probs_head(T) + tk_probs_row(t0 + r) : junk;
             TK(load_block)(q + t0 * ldq + g * hd, ldq, R, hd, scale, qb);
             TK(tile_times_transposed)(qb, kt, Tp, hd, nb, rows);
             for (size_t r = 0; r < R; r++) TK(softmax_row)(rows[r], t0 + r + 1, nb);
@@ -159,7 +160,7 @@ TK_ATTR static void TK(attention_backward)(const float *q, size_t ldq, const flo
             TK(tile_times_transposed)(db, vt, Tp, hd, nb, dsr);
             for (size_t r = 0; r < 8; r++) {
                 // Rows past the end have P = 0 and so dS = 0.
-                const float *p = r < R ? probs + (g * T + t0 + r) * Tp : zero;
+                const float *p = r < R ? probs + g * tk_probs_head(T) + tk_probs_row(t0 + r) : zero;
                 float d = TK(dot)(p, dsr[r], 8 * nb);
                 for (size_t j = 0; j < 8 * nb; j++) dsr[r][j] = p[j] * (dsr[r][j] - d) * scale;
             }
@@ -175,7 +176,7 @@ TK_ATTR static void TK(attention_backward)(const float *q, size_t ldq, const flo
                 for (size_t g = 0; g < heads; g++) {
                     for (size_t t = t0; t < t1; t++) {
                         tk_v8 sv = tk_ld8(ds + (g * 8 + t - t0) * Tp + 8 * b);
-                        tk_v8 pv = tk_ld8(probs + (g * T + t) * Tp + 8 * b);
+                        tk_v8 pv = tk_ld8(probs + g * tk_probs_head(T) + tk_probs_row(t) + 8 * b);
                         const float *qt = q + t * ldq + g * hd + ib, *ot = dout + t * ldo + g * hd + ib;
                         k0 += sv * qt[0];
                         k1 += sv * qt[1];
@@ -213,7 +214,7 @@ TK_ATTR static void TK(attention_forward_any)(const float *q, size_t ldq, const 
     for (size_t g = 0; g < heads; g++) {
         for (size_t t = 0; t < T; t++) {
             const float *qt = q + t * ldq + g * hd;
-            float *s = probs + (g * T + t) * Tp;
+            float *s = probs + g * tk_probs_head(T) + tk_probs_row(t);
             size_t n = t + 1;
             for (size_t j = 0; j < n; j++) s[j] = 0;
             for (size_t i = 0; i < hd; i++) {
@@ -237,7 +238,7 @@ TK_ATTR static void TK(attention_backward_any)(const float *q, size_t ldq, const
     memset(dkt, 0, 2 * hd * Tp * sizeof(float));
     for (size_t g = 0; g < heads; g++) {
         for (size_t t = 0; t < T; t++) {
-            const float *p = probs + (g * T + t) * Tp, *ot = dout + t * ldo + g * hd, *qt = q + t * ldq + g * hd;
+            const float *p = probs + g * tk_probs_head(T) + tk_probs_row(t), *ot = dout + t * ldo + g * hd, *qt = q + t * ldq + g * hd;
             size_t n = t + 1;
             for (size_t j = 0; j < n; j++) ds[j] = 0;
             for (size_t i = 0; i < hd; i++)

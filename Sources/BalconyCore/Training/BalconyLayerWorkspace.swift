@@ -12,7 +12,7 @@ import Foundation
 /// Memory model: one workspace per balcony (all exits run forward before any runs backward).
 /// Buffers grow to the largest batch seen and are reused by every later step, so a step
 /// allocates nothing. Saved activations take about `N * (5 dim + 3 qDim + 3 kvDim + 3 hidden)`
-/// floats plus `sequences * heads * tokens^2` for the attention probabilities, and backward
+/// floats plus about `sequences * heads * tokens² / 2` for the attention probabilities, and backward
 /// scratch about `N * (2 dim + 2 qDim + 2 kvDim + 2 hidden)` (`N = sequences * tokens`). Not
 /// thread-safe: one training step uses it at a time.
 public final class BalconyLayerWorkspace {
@@ -32,7 +32,7 @@ public final class BalconyLayerWorkspace {
     private let q = TrainingBuffer()          // [N, qDim]     queries after bias and RoPE
     private let k = TrainingBuffer()          // [N, kvDim]    keys after bias and RoPE
     private let v = TrainingBuffer()          // [N, kvDim]    values
-    private let probs = TrainingBuffer()      // [S, heads, T, T8] attention probabilities (T8: T rounded up to 8)
+    private let probs = TrainingBuffer()      // [S, heads, ~T²/2] attention probabilities (lower triangle)
     private let att = TrainingBuffer()        // [N, qDim]     attention output before o_proj
     private let h2 = TrainingBuffer()         // [N, dim]      residual stream after attention
     private let invRms2 = TrainingBuffer()    // [N]           ffn norm 1/rms

@@ -11,9 +11,10 @@ import Foundation
 /// registers. (Per-head SGEMMs, as inference prefill uses, spend most of their time packing and
 /// zeroing at the head sizes of small models, and compute the masked half too.)
 enum TrainingAttention {
-    /// Floats of the saved probabilities: `[sequences, heads, tokens, tokens rounded up to 8]`.
+    /// Floats of the saved probabilities: per sequence and head, the lower triangle in blocks of
+    /// eight keys (about `tokens² / 2`).
     static func probabilityCount(sequences: Int, tokens: Int, config c: LlamaConfig) -> Int {
-        sequences * c.headCount * tokens * ((tokens + 7) & ~7)
+        sequences * c.headCount * balcony_attention_probs_count(tokens)
     }
 
     /// `out[N, qDim]` from rotated `q[N, qDim]`, `k[N, kvDim]`, `v[N, kvDim]`; fills `probs`
@@ -24,7 +25,7 @@ enum TrainingAttention {
         let hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim, kvHeads = c.kvHeadCount
         let group = c.headCount / kvHeads
         let scale = 1 / Float(hd).squareRoot()
-        let tp = (T + 7) & ~7
+        let perHead = balcony_attention_probs_count(T)
         parallelChunks(sequences * kvHeads, minimumPerThread: 1) { items in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: balcony_attention_forward_scratch(T, hd))
             defer { scratch.deallocate() }
@@ -32,7 +33,7 @@ enum TrainingAttention {
                 let s = item / kvHeads, g = item % kvHeads
                 let qOffset = s * T * qDim + g * group * hd, kvOffset = s * T * kvDim + g * hd
                 balcony_attention_forward(q + qOffset, qDim, k + kvOffset, v + kvOffset, kvDim, T, hd, group, scale,
-                                          probs + (s * c.headCount + g * group) * T * tp, out + qOffset, qDim, scratch)
+                                          probs + (s * c.headCount + g * group) * perHead, out + qOffset, qDim, scratch)
             }
         }
     }
@@ -46,7 +47,7 @@ enum TrainingAttention {
         let hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim, kvHeads = c.kvHeadCount
         let group = c.headCount / kvHeads
         let scale = 1 / Float(hd).squareRoot()
-        let tp = (T + 7) & ~7
+        let perHead = balcony_attention_probs_count(T)
         parallelChunks(sequences * kvHeads, minimumPerThread: 1) { items in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: balcony_attention_backward_scratch(T, hd, group))
             defer { scratch.deallocate() }
@@ -54,7 +55,7 @@ enum TrainingAttention {
                 let s = item / kvHeads, g = item % kvHeads
                 let qOffset = s * T * qDim + g * group * hd, kvOffset = s * T * kvDim + g * hd
                 balcony_attention_backward(q + qOffset, qDim, k + kvOffset, v + kvOffset, kvDim, T, hd, group, scale,
-                                           probs + (s * c.headCount + g * group) * T * tp, dOut + qOffset, qDim,
+                                           probs + (s * c.headCount + g * group) * perHead, dOut + qOffset, qDim,
                                            dQ + qOffset, dK + kvOffset, dV + kvOffset, scratch)
             }
         }

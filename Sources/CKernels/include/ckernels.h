@@ -19,12 +19,16 @@ int balcony_q8_0_uses_avx2(void);
 /// Training kernels (training.c), AVX2/FMA when the CPU has them. Row-major; `ld*` are row strides.
 
 /// Causal attention of `heads` query heads sharing one key/value head, within one sequence of
-/// `tokens` positions. probs[heads][tokens][tokens_padded] (tokens_padded = tokens rounded up to
-/// 8): row t holds the probabilities of keys 0...t, then zeros up to the next multiple of 8; the
-/// rest of the row is not written. out rows have stride ldo. scratch: see the _scratch function.
+/// `tokens` positions. probs receives each head's probabilities (balcony_attention_probs_count
+/// floats per head, heads one after another), the lower triangle stored row by row in blocks of
+/// eight keys (row t holds keys 0 ..< 8 (t / 8 + 1), zero past t). out rows have stride ldo.
+/// scratch: see the _scratch function.
 void balcony_attention_forward(const float *q, size_t ldq, const float *k, const float *v, size_t ldkv, size_t tokens,
                                size_t head_dim, size_t heads, float scale, float *probs, float *out, size_t ldo,
                                float *scratch);
+
+/// Floats of one head's probabilities for `tokens` queries (about tokens^2 / 2).
+size_t balcony_attention_probs_count(size_t tokens);
 
 /// Floats of scratch balcony_attention_forward needs.
 size_t balcony_attention_forward_scratch(size_t tokens, size_t head_dim);
