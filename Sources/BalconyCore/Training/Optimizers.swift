@@ -95,16 +95,21 @@ public struct AdamW: BalconyOptimizer {
         for i in parameters.indices {
             BalconyParameters.zipTensors(&parameters[i], &firstMoments[i], &secondMoments[i], gradients[i]) { p, m, v, g in
                 precondition(p.count == g.count, "gradient shape differs from the parameter's")
+                let count = p.count
                 p.withUnsafeMutableBufferPointer { p in
                     m.withUnsafeMutableBufferPointer { m in
                         v.withUnsafeMutableBufferPointer { v in
                             g.withUnsafeBufferPointer { g in
-                                for j in 0..<p.count {
-                                    let gj = g[j]
-                                    p[j] *= decay
-                                    m[j] = b1 * m[j] + c1 * gj
-                                    v[j] = b2 * v[j] + c2 * gj * gj
-                                    p[j] -= stepSize * m[j] / (v[j].squareRoot() / correction2 + eps)
+                                let p = p.baseAddress!, m = m.baseAddress!, v = v.baseAddress!, g = g.baseAddress!
+                                // Element-wise, so the thread split cannot change the result.
+                                parallelChunks(count, minimumPerThread: 1 << 16) { range in
+                                    for j in range {
+                                        let gj = g[j]
+                                        p[j] *= decay
+                                        m[j] = b1 * m[j] + c1 * gj
+                                        v[j] = b2 * v[j] + c2 * gj * gj
+                                        p[j] -= stepSize * m[j] / (v[j].squareRoot() / correction2 + eps)
+                                    }
                                 }
                             }
                         }
