@@ -84,10 +84,23 @@ public final class BalconyLayerWorkspace {
         probs.reserve(TrainingAttention.probabilityCount(sequences: s, tokens: t, config: c))
     }
 
+    /// Stops on parameters shaped for another model: the kernels would read past their arrays.
+    private func checkShapes(_ p: BalconyParameters, _ role: String) {
+        let c = config
+        let ok = p.attentionNorm.count == c.dim && p.wq.count == c.qDim * c.dim && p.wk.count == c.kvDim * c.dim
+            && p.wv.count == c.kvDim * c.dim && p.wo.count == c.dim * c.qDim && p.ffnNorm.count == c.dim
+            && p.gate.count == c.hiddenDim * c.dim && p.up.count == c.hiddenDim * c.dim
+            && p.down.count == c.dim * c.hiddenDim && p.norm.count == c.dim
+            && (p.bq?.count ?? c.qDim) == c.qDim && (p.bk?.count ?? c.kvDim) == c.kvDim && (p.bv?.count ?? c.kvDim) == c.kvDim
+            && (p.bq != nil) == (p.bk != nil) && (p.bk != nil) == (p.bv != nil)
+        precondition(ok, "\(role) is not shaped for this workspace's configuration")
+    }
+
     /// Runs the layer with weights `p` over `x[sequences * tokens, dim]` into `output`, saving
     /// activations for `backward`.
     public func forward(_ p: BalconyParameters, input x: UnsafePointer<Float>, sequences s: Int, tokens t: Int) {
         precondition(s > 0 && t > 0, "empty batch")
+        checkShapes(p, "balcony parameters")
         reserve(sequences: s, tokens: t)
         let c = config, n = s * t, dim = c.dim, hidden = c.hiddenDim
         p.withPointers { w in
@@ -127,6 +140,8 @@ public final class BalconyLayerWorkspace {
     public func backward(_ p: BalconyParameters, outputGradient dOut: UnsafePointer<Float>,
                          accumulatingInto grad: inout BalconyParameters) {
         precondition(rows > 0, "backward before forward")
+        checkShapes(p, "balcony parameters")
+        checkShapes(grad, "gradient")
         precondition((grad.bq != nil) == (p.bq != nil), "gradient and weights disagree on biases")
         let c = config, n = rows, dim = c.dim, hidden = c.hiddenDim, qDim = c.qDim, kvDim = c.kvDim
         p.withPointers { w in
