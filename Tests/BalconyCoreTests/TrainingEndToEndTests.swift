@@ -66,4 +66,39 @@ import Testing
         #expect(checked == exits * (bias ? 13 : 10), "every tensor of every balcony")
         check.expectPassed()
     }
+
+    /// A whole step (forward, loss, backward, clipping, AdamW) twice from the same state gives
+    /// bit-identical results, on a batch large enough for the kernels to use several threads.
+    @Test func stepIsDeterministic() {
+        let c = TrainingExitLossTests.config(vocab: 300)
+        var rnd = TestRandom(seed: 42)
+        let sequences = 4, tokens = 260, n = sequences * tokens
+        let inputs = (0..<2).map { _ in rnd.floats(n * c.dim, scale: 2) }
+        let teacher = rnd.floats(n * c.dim)
+        let start = (0..<2).map { rnd.parameters(c, exit: $0 + 1) }
+        let head = WeightMatrix.owned(rows: c.vocabSize, cols: c.dim, values: rnd.floats(c.vocabSize * c.dim, scale: 0.4))
+        let layers = (0..<2).map { _ in BalconyLayerWorkspace(config: c) }
+        let loss = ExitLoss(config: c)
+        func step() -> ([BalconyParameters], Double, Double) {
+            var params = start
+            var grads = params.map { $0.zeros() }
+            grads[0].wq[0] = 5      // stale values that setToZero must clear
+            for i in grads.indices { grads[i].setToZero() }
+            for e in 0..<2 { layers[e].forward(params[e], input: inputs[e], sequences: sequences, tokens: tokens) }
+            let r = teacher.withUnsafeBufferPointer { t in
+                loss.lossAndGradients(teacher: t.baseAddress!, rows: n, exitHidden: layers.map(\.output), parameters: params,
+                                      head: head, targets: (0..<n).map { $0 % 301 - 1 },
+                                      options: .init(temperature: 2, crossEntropyWeight: 0.1),
+                                      hiddenGradients: layers.map(\.outputGradient), gradients: &grads)
+            }
+            for e in 0..<2 { layers[e].backward(params[e], outputGradient: layers[e].outputGradient, accumulatingInto: &grads[e]) }
+            let norm = GradientClipping.clip(&grads, maxNorm: 0.5)
+            var adam = AdamW(parameters: params)
+            adam.update(&params, gradients: grads, learningRate: 1e-3)
+            return (params, r.loss, norm)
+        }
+        let a = step(), b = step()
+        #expect(a.0 == b.0 && a.1 == b.1 && a.2 == b.2)
+        #expect(a.0 != start, "the step changed the parameters")
+    }
 }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 @testable import BalconyCore
@@ -83,5 +84,47 @@ import Testing
             grad.visitTensors { n2, g in if n2 == name { once = g } }
             #expect(zip(t, once).allSatisfy { abs($0 - 2 * $1) <= 1e-6 * max(1, abs($1)) }, "\(name)")
         }
+    }
+
+    /// The portable build of the C kernels computes what the AVX2 build computes (the machine's
+    /// default), through a whole layer forward and backward and the exit loss.
+    @Test func portableKernelsMatchAVX2() {
+        let c = LlamaConfig(dim: 32, hiddenDim: 40, layerCount: 3, headCount: 4, kvHeadCount: 2, vocabSize: 300,
+                            contextLength: 64, ropeStyle: .interleaved)
+        var rnd = TestRandom(seed: 23)
+        let p = rnd.parameters(c)
+        let sequences = 2, tokens = 19, n = sequences * tokens
+        let x = rnd.floats(n * c.dim, scale: 2), cot = rnd.floats(n * c.dim)
+        let teacher = rnd.floats(n * c.dim)
+        let head = WeightMatrix.owned(rows: c.vocabSize, cols: c.dim, values: rnd.floats(c.vocabSize * c.dim, scale: 0.4))
+        func run() -> ([Float], [Float], Double) {
+            let ws = BalconyLayerWorkspace(config: c)
+            ws.forward(p, input: x, sequences: sequences, tokens: tokens)
+            var grad = p.zeros()
+            ws.backward(p, outputGradient: cot, accumulatingInto: &grad)
+            var flat: [Float] = []
+            grad.visitTensors { _, t in flat += t }
+            var grads = [p.zeros()]
+            var dHidden = [Float](repeating: 0, count: n * c.dim)
+            let r = teacher.withUnsafeBufferPointer { t in
+                dHidden.withUnsafeMutableBufferPointer { d in
+                    ExitLoss(config: c).lossAndGradients(teacher: t.baseAddress!, rows: n, exitHidden: [ws.output],
+                                                         parameters: [p], head: head, targets: (0..<n).map { $0 % 300 },
+                                                         options: .init(temperature: 1.7, crossEntropyWeight: 0.4),
+                                                         hiddenGradients: [d.baseAddress!], gradients: &grads)
+                }
+            }
+            return (Array(UnsafeBufferPointer(start: ws.output, count: n * c.dim)), flat + dHidden, r.loss)
+        }
+        let (outA, gradA, lossA) = run()
+        let hadAVX2 = balcony_training_kernels_use_avx2(1) == 0 && balcony_training_kernels_use_avx2(0) == 1
+        balcony_training_kernels_use_avx2(1)
+        let (outP, gradP, lossP) = run()
+        balcony_training_kernels_use_avx2(0)
+        #expect(zip(outA, outP).allSatisfy { abs($0 - $1) <= 1e-5 * max(1, abs($0)) })
+        let scale = gradA.map(abs).max()!
+        #expect(zip(gradA, gradP).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
+        #expect(abs(lossA - lossP) <= 1e-6 * lossA)
+        if hadAVX2 { #expect(outA != outP || gradA != gradP, "two builds ran (results differ in rounding)") }
     }
 }

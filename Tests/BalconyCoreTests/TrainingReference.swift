@@ -77,28 +77,37 @@ enum TrainingReference {
     static func attention(q: [Double], k: [Double], v: [Double], sequences: Int, tokens: Int, config c: LlamaConfig) -> [Double] {
         let hd = c.headDim, group = c.headCount / c.kvHeadCount
         var out = [Double](repeating: 0, count: sequences * tokens * c.qDim)
-        for s in 0..<sequences {
-            for h in 0..<c.headCount {
-                let kvh = h / group
-                for t in 0..<tokens {
-                    let qi = (s * tokens + t) * c.qDim + h * hd
-                    var scores = [Double](repeating: 0, count: t + 1)
-                    for j in 0...t {
-                        let ki = (s * tokens + j) * c.kvDim + kvh * hd
-                        var d = 0.0
-                        for i in 0..<hd { d += q[qi + i] * k[ki + i] }
-                        scores[j] = d / Double(hd).squareRoot()
-                    }
-                    let m = scores.max()!
-                    let e = scores.map { exp($0 - m) }
-                    let z = e.reduce(0, +)
-                    for j in 0...t {
-                        let vi = (s * tokens + j) * c.kvDim + kvh * hd
-                        for i in 0..<hd { out[qi + i] += e[j] / z * v[vi + i] }
+        var scores = [Double](repeating: 0, count: tokens)
+        // Pointers only to keep debug builds fast; the arithmetic is the plain loops.
+        q.withUnsafeBufferPointer { q in k.withUnsafeBufferPointer { k in v.withUnsafeBufferPointer { v in
+        out.withUnsafeMutableBufferPointer { out in scores.withUnsafeMutableBufferPointer { scores in
+            for s in 0..<sequences {
+                for h in 0..<c.headCount {
+                    let kvh = h / group
+                    for t in 0..<tokens {
+                        let qi = (s * tokens + t) * c.qDim + h * hd
+                        var m = -Double.infinity
+                        for j in 0...t {
+                            let ki = (s * tokens + j) * c.kvDim + kvh * hd
+                            var d = 0.0
+                            for i in 0..<hd { d += q[qi + i] * k[ki + i] }
+                            scores[j] = d / Double(hd).squareRoot()
+                            m = max(m, scores[j])
+                        }
+                        var z = 0.0
+                        for j in 0...t {
+                            scores[j] = exp(scores[j] - m)
+                            z += scores[j]
+                        }
+                        for j in 0...t {
+                            let vi = (s * tokens + j) * c.kvDim + kvh * hd
+                            for i in 0..<hd { out[qi + i] += scores[j] / z * v[vi + i] }
+                        }
                     }
                 }
             }
-        }
+        } }
+        } } }
         return out
     }
 
@@ -181,6 +190,21 @@ struct GradientCheck {
             if err > worst.error { worst = (name, err) }
             if err > tolerance { failures.append("\(name)[\(i)]: analytic \(analytic[i]) vs numeric \(n) (rel err \(err))") }
         }
+    }
+
+    /// Checks the directional derivative along `direction`: `sum(analytic * direction)` against
+    /// the central difference of `f(x + h direction)`. One check covers every entry at once;
+    /// the error is measured against `sum |analytic * direction|`.
+    mutating func checkDirection(_ name: String, analytic: [Float], direction: [Double], x: [Double],
+                                 _ f: ([Double]) -> Double) {
+        let h = 1e-5
+        let plus = f(zip(x, direction).map { $0 + h * $1 }), minus = f(zip(x, direction).map { $0 - h * $1 })
+        let numeric = (plus - minus) / (2 * h)
+        let a = zip(analytic, direction).reduce(0.0) { $0 + Double($1.0) * $1.1 }
+        let scale = max(zip(analytic, direction).reduce(0.0) { $0 + abs(Double($1.0) * $1.1) }, 1e-6)
+        let err = abs(a - numeric) / scale
+        if err > worst.error { worst = (name, err) }
+        if err > tolerance { failures.append("\(name) along a random direction: analytic \(a) vs numeric \(numeric) (rel err \(err))") }
     }
 
     /// Records the result with Swift Testing.

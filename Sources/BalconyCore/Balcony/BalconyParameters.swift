@@ -78,13 +78,23 @@ public struct BalconyParameters: Sendable, Equatable {
     ]
 
     /// Visits every tensor (biases only when present), in `tensorNames` then `biasNames` order.
+    /// Stored properties are passed directly: an `inout` access through a key path may copy the
+    /// whole array (an optimizer step touching every tensor would copy every tensor).
     public mutating func forEachTensor(_ body: (String, inout [Float]) throws -> Void) rethrows {
-        for (name, kp) in Self.tensorNames { try body(name, &self[keyPath: kp]) }
-        for (name, kp) in Self.biasNames where self[keyPath: kp] != nil {
-            var t = self[keyPath: kp]!
-            try body(name, &t)
-            self[keyPath: kp] = t
-        }
+        let n = Self.tensorNames.map(\.0), b = Self.biasNames.map(\.0)
+        try body(n[0], &attentionNorm)
+        try body(n[1], &wq)
+        try body(n[2], &wk)
+        try body(n[3], &wv)
+        try body(n[4], &wo)
+        try body(n[5], &ffnNorm)
+        try body(n[6], &gate)
+        try body(n[7], &up)
+        try body(n[8], &down)
+        try body(n[9], &norm)
+        if bq != nil { try body(b[0], &bq!) }
+        if bk != nil { try body(b[1], &bk!) }
+        if bv != nil { try body(b[2], &bv!) }
     }
 
     /// Read-only visit in the same order.

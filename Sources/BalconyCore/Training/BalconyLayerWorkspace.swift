@@ -12,9 +12,9 @@ import Foundation
 /// Memory model: one workspace per balcony (all exits run forward before any runs backward).
 /// Buffers grow to the largest batch seen and are reused by every later step, so a step
 /// allocates nothing. Saved activations take about `N * (5 dim + 3 qDim + 3 kvDim + 3 hidden)`
-/// floats plus `sequences * heads * tokens^2` for the attention probabilities, and backward
-/// scratch about `N * (2 dim + 2 qDim + 2 kvDim + 2 hidden) + tokens^2` (`N = sequences *
-/// tokens`). Not thread-safe: one training step uses it at a time.
+/// floats plus about `sequences * heads * tokens² / 2` for the attention probabilities, and backward
+/// scratch about `N * (2 dim + 2 qDim + 2 kvDim + 2 hidden)` (`N = sequences * tokens`). Not
+/// thread-safe: one training step uses it at a time.
 public final class BalconyLayerWorkspace {
     public let config: LlamaConfig
     private let rope: RotaryEmbedding
@@ -24,8 +24,6 @@ public final class BalconyLayerWorkspace {
     public private(set) var tokens = 0
     /// Rows of the last batch: `sequences * tokens`.
     public var rows: Int { sequences * tokens }
-    /// Whether the saved activations are still there for a backward pass (it consumes them).
-    public private(set) var canRunBackward = false
 
     // Saved by forward, N = sequences * tokens.
     private let input = TrainingBuffer()      // [N, dim]      the layer input h_k
@@ -34,7 +32,7 @@ public final class BalconyLayerWorkspace {
     private let q = TrainingBuffer()          // [N, qDim]     queries after bias and RoPE
     private let k = TrainingBuffer()          // [N, kvDim]    keys after bias and RoPE
     private let v = TrainingBuffer()          // [N, kvDim]    values
-    private let probs = TrainingBuffer()      // [S, heads, T, T] attention probabilities
+    private let probs = TrainingBuffer()      // [S, heads, ~T²/2] attention probabilities (lower triangle)
     private let att = TrainingBuffer()        // [N, qDim]     attention output before o_proj
     private let h2 = TrainingBuffer()         // [N, dim]      residual stream after attention
     private let invRms2 = TrainingBuffer()    // [N]           ffn norm 1/rms
@@ -54,7 +52,6 @@ public final class BalconyLayerWorkspace {
     private let dQ = TrainingBuffer()         // [N, qDim]
     private let dK = TrainingBuffer()         // [N, kvDim]
     private let dV = TrainingBuffer()         // [N, kvDim]
-    private let dP = TrainingBuffer()         // [T, T]        attention score gradient of one head
 
     public init(config: LlamaConfig) {
         self.config = config
@@ -71,7 +68,7 @@ public final class BalconyLayerWorkspace {
     /// Bytes held by the workspace's buffers.
     public var byteCount: Int {
         [input, invRms1, xn1, q, k, v, probs, att, h2, invRms2, xn2, gate, up, act, out, dOutput,
-         dAct, dUp, dXn, dH2, dAtt, dQ, dK, dV, dP].reduce(0) { $0 + 4 * $1.capacity }
+         dAct, dUp, dXn, dH2, dAtt, dQ, dK, dV].reduce(0) { $0 + 4 * $1.capacity }
     }
 
     private func reserve(sequences s: Int, tokens t: Int) {
@@ -84,16 +81,27 @@ public final class BalconyLayerWorkspace {
         for b in [q, att, dAtt, dQ] { b.reserve(n * c.qDim) }
         for b in [k, v, dK, dV] { b.reserve(n * c.kvDim) }
         for b in [gate, up, act, dAct, dUp] { b.reserve(n * c.hiddenDim) }
-        probs.reserve(s * c.headCount * t * t)
-        dP.reserve(t * t)
+        probs.reserve(TrainingAttention.probabilityCount(sequences: s, tokens: t, config: c))
+    }
+
+    /// Stops on parameters shaped for another model: the kernels would read past their arrays.
+    private func checkShapes(_ p: BalconyParameters, _ role: String) {
+        let c = config
+        let ok = p.attentionNorm.count == c.dim && p.wq.count == c.qDim * c.dim && p.wk.count == c.kvDim * c.dim
+            && p.wv.count == c.kvDim * c.dim && p.wo.count == c.dim * c.qDim && p.ffnNorm.count == c.dim
+            && p.gate.count == c.hiddenDim * c.dim && p.up.count == c.hiddenDim * c.dim
+            && p.down.count == c.dim * c.hiddenDim && p.norm.count == c.dim
+            && (p.bq?.count ?? c.qDim) == c.qDim && (p.bk?.count ?? c.kvDim) == c.kvDim && (p.bv?.count ?? c.kvDim) == c.kvDim
+            && (p.bq != nil) == (p.bk != nil) && (p.bk != nil) == (p.bv != nil)
+        precondition(ok, "\(role) is not shaped for this workspace's configuration")
     }
 
     /// Runs the layer with weights `p` over `x[sequences * tokens, dim]` into `output`, saving
     /// activations for `backward`.
     public func forward(_ p: BalconyParameters, input x: UnsafePointer<Float>, sequences s: Int, tokens t: Int) {
         precondition(s > 0 && t > 0, "empty batch")
+        checkShapes(p, "balcony parameters")
         reserve(sequences: s, tokens: t)
-        canRunBackward = true
         let c = config, n = s * t, dim = c.dim, hidden = c.hiddenDim
         p.withPointers { w in
             input.pointer.update(from: x, count: n * dim)
@@ -128,12 +136,12 @@ public final class BalconyLayerWorkspace {
     /// Adds the gradients of the layer's parameters, given `dOut[rows, dim]` (the gradient of
     /// the loss w.r.t. the last `forward`'s output), into `grad` (+=, so that micro-batches
     /// accumulate). `p` must be the weights the last `forward` ran with. The exit norm's
-    /// gradient (`grad.norm`) is the exit loss's to fill, not this layer's. Runs once per
-    /// `forward`: it overwrites the saved attention probabilities with their gradients.
+    /// gradient (`grad.norm`) is the exit loss's to fill, not this layer's.
     public func backward(_ p: BalconyParameters, outputGradient dOut: UnsafePointer<Float>,
                          accumulatingInto grad: inout BalconyParameters) {
-        precondition(canRunBackward, "backward needs a forward of its own")
-        canRunBackward = false
+        precondition(rows > 0, "backward before forward")
+        checkShapes(p, "balcony parameters")
+        checkShapes(grad, "gradient")
         precondition((grad.bq != nil) == (p.bq != nil), "gradient and weights disagree on biases")
         let c = config, n = rows, dim = c.dim, hidden = c.hiddenDim, qDim = c.qDim, kvDim = c.kvDim
         p.withPointers { w in
@@ -161,7 +169,7 @@ public final class BalconyLayerWorkspace {
                             c: g.wo, ldc: qDim, beta: 1)
                 BLAS.gemmNN(m: n, n: qDim, k: dim, a: dH2.pointer, lda: dim, b: w.wo, ldb: qDim, c: dAtt.pointer, ldc: qDim)
                 TrainingAttention.backward(q: q.pointer, k: k.pointer, v: v.pointer, probs: probs.pointer, dOut: dAtt.pointer,
-                                           dQ: dQ.pointer, dK: dK.pointer, dV: dV.pointer, scratch: dP.pointer,
+                                           dQ: dQ.pointer, dK: dK.pointer, dV: dV.pointer,
                                            sequences: sequences, tokens: tokens, config: c)
                 // RoPE is a rotation per position: its backward rotates by the opposite angle.
                 ropeTable!.rotate(dQ.pointer, rows: n, heads: c.headCount, inverse: true)

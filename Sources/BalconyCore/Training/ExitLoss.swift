@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Settings of the self-distillation loss (see DESIGN.md, "The math").
@@ -192,29 +193,10 @@ public final class ExitLoss {
     private func teacherDistributions(rows c: Int, temperature: Float) {
         let vocab = config.vocabSize, tempered = temperature != 1, invT = 1 / temperature
         let z = logits.pointer, pT = teacherProbs.pointer, lp1 = teacherLogP1.pointer, p1 = teacherProbs1.pointer
-        parallelChunks(c, minimumPerThread: max(1, 4096 / vocab)) { range in
+        parallelChunks(c, minimumPerThread: max(1, 8192 / vocab)) { range in
             for r in range {
-                let zr = z + r * vocab
-                var m = zr[0]
-                for v in 1..<vocab where zr[v] > m { m = zr[v] }
-                if tempered {
-                    var s = 0.0
-                    for v in 0..<vocab { s += Double(expf(zr[v] - m)) }
-                    let logZ = Float(log(s))
-                    for v in 0..<vocab {
-                        let l = zr[v] - m - logZ
-                        lp1[r * vocab + v] = l
-                        p1[r * vocab + v] = expf(l)
-                    }
-                }
-                var s = 0.0
-                for v in 0..<vocab { s += Double(expf((zr[v] - m) * invT)) }
-                let logZ = Float(log(s))
-                for v in 0..<vocab {
-                    let l = (zr[v] - m) * invT - logZ
-                    zr[v] = l
-                    pT[r * vocab + v] = expf(l)
-                }
+                let o = r * vocab
+                balcony_teacher_row(z + o, vocab, invT, z + o, pT + o, tempered ? lp1 + o : nil, tempered ? p1 + o : nil)
             }
         }
     }
@@ -230,58 +212,30 @@ public final class ExitLoss {
 
     /// Per exit and row: the loss terms into `rowStats`, and (with `gradients`) the gradient
     /// w.r.t. the exit's logits in place of them:
-    /// `d/dz_k = scale * (T (q_T - p_T) + w (q - onehot(target)))`.
+    /// `d/dz_k = scale * (T (q_T - p_T) + w (q - onehot(target)))`, the `w` term only on rows
+    /// that have a target.
     private func exitTerms(rows c: Int, exits: Int, first: Int, targets: [Int]?, terms t: RowTerms, gradients: Bool) {
         let vocab = t.vocab, tempered = t.temperature != 1
-        let tau = t.temperature, invT = 1 / tau, w = t.crossEntropyWeight, scale = t.gradientScale
+        let tau = t.temperature, w = t.crossEntropyWeight, scale = t.gradientScale
         if rowStats.count < 3 * exits * c { rowStats = [Double](repeating: 0, count: 3 * exits * c) }
         let teacherLogP = UnsafePointer(logits.pointer), z = logits.pointer + c * vocab
         let pT = UnsafePointer(teacherProbs.pointer)
-        let lp1 = tempered ? UnsafePointer(teacherLogP1.pointer) : teacherLogP
-        let p1 = tempered ? UnsafePointer(teacherProbs1.pointer) : pT
+        let lp1 = UnsafePointer(teacherLogP1.pointer), p1 = UnsafePointer(teacherProbs1.pointer)
         rowStats.withUnsafeMutableBufferPointer { statsBuffer in
             let stats = statsBuffer.baseAddress!
             targets.withUnsafeOptionalBuffer { targetBuffer in
-                parallelChunks(exits * c, minimumPerThread: max(1, 4096 / vocab)) { range in
-                    // u = (z - max) / T for the row at hand; z's storage holds exp(u), then the gradient.
+                parallelChunks(exits * c, minimumPerThread: max(1, 8192 / vocab)) { range in
+                    // (z - max) / T of the row at hand.
                     let u = UnsafeMutablePointer<Float>.allocate(capacity: vocab)
                     defer { u.deallocate() }
                     for item in range {
-                        let e = item / c, r = item % c
-                        let zr = z + item * vocab
-                        let lpT = teacherLogP + r * vocab, pTr = pT + r * vocab
-                        let lp1r = lp1 + r * vocab, p1r = p1 + r * vocab
-                        var m = zr[0]
-                        for v in 1..<vocab where zr[v] > m { m = zr[v] }
-                        var sum = 0.0, sum1 = 0.0
-                        for v in 0..<vocab {
-                            let uv = (zr[v] - m) * invT
-                            u[v] = uv
-                            let ev = expf(uv)
-                            zr[v] = ev
-                            sum += Double(ev)
-                        }
-                        if tempered {
-                            for v in 0..<vocab { sum1 += Double(expf(u[v] * tau)) }
-                        }
-                        let logZ = Float(log(sum)), invZ = Float(1 / sum)
-                        let logZ1 = tempered ? Float(log(sum1)) : logZ
-                        // Rows without a target have no cross-entropy term at all.
+                        let e = item / c, r = item % c, o = r * vocab
                         let target = targetBuffer.map { $0[first + r] } ?? -1
-                        let wr = target >= 0 ? w : 0
+                        let zr = z + item * vocab
                         var kl = 0.0, kl1 = 0.0
-                        for v in 0..<vocab {
-                            let lq = u[v] - logZ, q = zr[v] * invZ
-                            kl += Double(pTr[v] * (lpT[v] - lq))
-                            var q1 = q
-                            if tempered {
-                                let lq1 = u[v] * tau - logZ1
-                                q1 = expf(lq1)
-                                kl1 += Double(p1r[v] * (lp1r[v] - lq1))
-                            }
-                            if gradients { zr[v] = scale * (tau * (q - pTr[v]) + wr * q1) }
-                        }
-                        if !tempered { kl1 = kl }
+                        var logZ1: Float = 0
+                        balcony_exit_row(zr, vocab, teacherLogP + o, pT + o, tempered ? lp1 + o : nil, tempered ? p1 + o : nil,
+                                         tau, target >= 0 ? w : 0, scale, gradients ? 1 : 0, u, &kl, &kl1, &logZ1)
                         var ce = 0.0
                         if target >= 0 {
                             ce = Double(logZ1 - u[target] * tau)

@@ -8,9 +8,21 @@ public enum GradientClipping {
         for g in gradients {
             g.visitTensors { _, t in
                 t.withUnsafeBufferPointer { b in
-                    var s = 0.0
-                    for x in b { s += Double(x) * Double(x) }
-                    sum += s
+                    // Four accumulators break the dependency chain; the order stays fixed.
+                    var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+                    var j = 0
+                    while j + 4 <= b.count {
+                        s0 += Double(b[j]) * Double(b[j])
+                        s1 += Double(b[j + 1]) * Double(b[j + 1])
+                        s2 += Double(b[j + 2]) * Double(b[j + 2])
+                        s3 += Double(b[j + 3]) * Double(b[j + 3])
+                        j += 4
+                    }
+                    while j < b.count {
+                        s0 += Double(b[j]) * Double(b[j])
+                        j += 1
+                    }
+                    sum += (s0 + s1) + (s2 + s3)
                 }
             }
         }

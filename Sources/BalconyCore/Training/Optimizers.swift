@@ -11,24 +11,48 @@ public protocol BalconyOptimizer: Sendable {
 
 extension BalconyParameters {
     /// Calls `body` on the matching tensors of a parameter set, one state set and a gradient
-    /// (same shapes), in `forEachTensor` order.
+    /// (same shapes), in `forEachTensor` order. Stored properties are accessed directly, never
+    /// through key paths, so that the arrays are updated in place.
     static func zipTensors(_ p: inout BalconyParameters, _ s: inout BalconyParameters, _ g: BalconyParameters,
                            _ body: (inout [Float], inout [Float], [Float]) -> Void) {
-        for (_, kp) in tensorNames { body(&p[keyPath: kp], &s[keyPath: kp], g[keyPath: kp]) }
-        for (_, kp) in biasNames where p[keyPath: kp] != nil {
-            precondition(s[keyPath: kp] != nil && g[keyPath: kp] != nil, "state or gradient lacks a bias")
-            body(&p[keyPath: kp]!, &s[keyPath: kp]!, g[keyPath: kp]!)
+        precondition((s.bq != nil) == (p.bq != nil) && (g.bq != nil) == (p.bq != nil),
+                     "state or gradient disagrees with the parameters on biases")
+        body(&p.attentionNorm, &s.attentionNorm, g.attentionNorm)
+        body(&p.wq, &s.wq, g.wq)
+        body(&p.wk, &s.wk, g.wk)
+        body(&p.wv, &s.wv, g.wv)
+        body(&p.wo, &s.wo, g.wo)
+        body(&p.ffnNorm, &s.ffnNorm, g.ffnNorm)
+        body(&p.gate, &s.gate, g.gate)
+        body(&p.up, &s.up, g.up)
+        body(&p.down, &s.down, g.down)
+        body(&p.norm, &s.norm, g.norm)
+        if p.bq != nil {
+            body(&p.bq!, &s.bq!, g.bq!)
+            body(&p.bk!, &s.bk!, g.bk!)
+            body(&p.bv!, &s.bv!, g.bv!)
         }
     }
 
     /// As above with two state sets (Adam's moments).
     static func zipTensors(_ p: inout BalconyParameters, _ m: inout BalconyParameters, _ v: inout BalconyParameters,
                            _ g: BalconyParameters, _ body: (inout [Float], inout [Float], inout [Float], [Float]) -> Void) {
-        for (_, kp) in tensorNames { body(&p[keyPath: kp], &m[keyPath: kp], &v[keyPath: kp], g[keyPath: kp]) }
-        for (_, kp) in biasNames where p[keyPath: kp] != nil {
-            precondition(m[keyPath: kp] != nil && v[keyPath: kp] != nil && g[keyPath: kp] != nil,
-                         "state or gradient lacks a bias")
-            body(&p[keyPath: kp]!, &m[keyPath: kp]!, &v[keyPath: kp]!, g[keyPath: kp]!)
+        precondition((m.bq != nil) == (p.bq != nil) && (v.bq != nil) == (p.bq != nil) && (g.bq != nil) == (p.bq != nil),
+                     "state or gradient disagrees with the parameters on biases")
+        body(&p.attentionNorm, &m.attentionNorm, &v.attentionNorm, g.attentionNorm)
+        body(&p.wq, &m.wq, &v.wq, g.wq)
+        body(&p.wk, &m.wk, &v.wk, g.wk)
+        body(&p.wv, &m.wv, &v.wv, g.wv)
+        body(&p.wo, &m.wo, &v.wo, g.wo)
+        body(&p.ffnNorm, &m.ffnNorm, &v.ffnNorm, g.ffnNorm)
+        body(&p.gate, &m.gate, &v.gate, g.gate)
+        body(&p.up, &m.up, &v.up, g.up)
+        body(&p.down, &m.down, &v.down, g.down)
+        body(&p.norm, &m.norm, &v.norm, g.norm)
+        if p.bq != nil {
+            body(&p.bq!, &m.bq!, &v.bq!, g.bq!)
+            body(&p.bk!, &m.bk!, &v.bk!, g.bk!)
+            body(&p.bv!, &m.bv!, &v.bv!, g.bv!)
         }
     }
 }
@@ -80,16 +104,21 @@ public struct AdamW: BalconyOptimizer {
         for i in parameters.indices {
             BalconyParameters.zipTensors(&parameters[i], &firstMoments[i], &secondMoments[i], gradients[i]) { p, m, v, g in
                 precondition(p.count == g.count, "gradient shape differs from the parameter's")
+                let count = p.count
                 p.withUnsafeMutableBufferPointer { p in
                     m.withUnsafeMutableBufferPointer { m in
                         v.withUnsafeMutableBufferPointer { v in
                             g.withUnsafeBufferPointer { g in
-                                for j in 0..<p.count {
-                                    let gj = g[j]
-                                    p[j] *= decay
-                                    m[j] = b1 * m[j] + c1 * gj
-                                    v[j] = b2 * v[j] + c2 * gj * gj
-                                    p[j] -= stepSize * m[j] / (v[j].squareRoot() / correction2 + eps)
+                                let p = p.baseAddress!, m = m.baseAddress!, v = v.baseAddress!, g = g.baseAddress!
+                                // Element-wise, so the thread split cannot change the result.
+                                parallelChunks(count, minimumPerThread: 1 << 16) { range in
+                                    for j in range {
+                                        let gj = g[j]
+                                        p[j] *= decay
+                                        m[j] = b1 * m[j] + c1 * gj
+                                        v[j] = b2 * v[j] + c2 * gj * gj
+                                        p[j] -= stepSize * m[j] / (v[j].squareRoot() / correction2 + eps)
+                                    }
                                 }
                             }
                         }

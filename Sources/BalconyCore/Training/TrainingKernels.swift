@@ -1,22 +1,19 @@
+import CKernels
 import Foundation
 
 /// Forward and backward kernels of the element-wise and row-wise parts of a decoder layer, for
 /// training. Pointers are row-major `[rows, n]`. Forward kernels compute what the inference
-/// kernels in `Kernels` compute and additionally keep what the backward pass needs.
+/// kernels in `Kernels` compute (up to rounding: their exp and sums are vectorized) and
+/// additionally keep what the backward pass needs.
 enum TrainingKernels {
     /// `out[r] = x[r] * invRms[r] * weight` with `invRms[r] = 1 / sqrt(mean(x[r]^2) + eps)` saved
-    /// for the backward pass. Same arithmetic as `Kernels.rmsNorm`.
+    /// for the backward pass. `Kernels.rmsNorm`'s arithmetic, with the sum of squares in eight lanes
+    /// (C kernels in CKernels/training.c, vectorized).
     static func rmsNorm(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>,
                         invRms: UnsafeMutablePointer<Float>, rows: Int, n: Int, eps: Float) {
-        parallelChunks(rows, minimumPerThread: 64) { range in
-            for r in range {
-                let xr = x + r * n, o = out + r * n
-                var ss: Float = 0
-                for i in 0..<n { ss += xr[i] * xr[i] }
-                let inv = 1 / (ss / Float(n) + eps).squareRoot()
-                invRms[r] = inv
-                for i in 0..<n { o[i] = xr[i] * inv * weight[i] }
-            }
+        parallelChunks(rows, minimumPerThread: max(1, 16384 / n)) { range in
+            balcony_rmsnorm_forward(x + range.lowerBound * n, weight, out + range.lowerBound * n,
+                                    invRms + range.lowerBound, range.count, n, eps)
         }
     }
 
@@ -33,28 +30,17 @@ enum TrainingKernels {
             for i in 0..<n { dWeight[i] += dy[i] * xr[i] * inv }
         }
         guard let dX else { return }
-        parallelChunks(rows, minimumPerThread: 64) { range in
-            for r in range {
-                let xr = x + r * n, dy = dOut + r * n, dx = dX + r * n, inv = invRms[r]
-                var s: Float = 0
-                for i in 0..<n { s += weight[i] * dy[i] * xr[i] }
-                let c = inv * inv * inv * s / Float(n)
-                if accumulate {
-                    for i in 0..<n { dx[i] += inv * weight[i] * dy[i] - c * xr[i] }
-                } else {
-                    for i in 0..<n { dx[i] = inv * weight[i] * dy[i] - c * xr[i] }
-                }
-            }
+        parallelChunks(rows, minimumPerThread: max(1, 16384 / n)) { range in
+            let o = range.lowerBound * n
+            balcony_rmsnorm_backward_input(x + o, invRms + range.lowerBound, weight, dOut + o, dX + o, range.count, n,
+                                           accumulate ? 1 : 0)
         }
     }
 
     /// `act = silu(gate) * up` over `count` values, keeping `gate` and `up` for the backward pass.
     static func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, count: Int) {
-        parallelChunks(count, minimumPerThread: 16384) { range in
-            for i in range {
-                let g = gate[i]
-                out[i] = g / (1 + expf(-g)) * up[i]
-            }
+        parallelChunks(count, minimumPerThread: 16384) { r in
+            balcony_swiglu_forward(gate + r.lowerBound, up + r.lowerBound, out + r.lowerBound, r.count)
         }
     }
 
@@ -62,13 +48,8 @@ enum TrainingKernels {
     /// the gradient w.r.t. `up`. With `s = sigmoid(g)`: `d silu(g)/dg = s * (1 + g * (1 - s))`.
     static func swigluBackward(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, dAct: UnsafeMutablePointer<Float>,
                                dUp: UnsafeMutablePointer<Float>, count: Int) {
-        parallelChunks(count, minimumPerThread: 16384) { range in
-            for i in range {
-                let g = gate[i], d = dAct[i]
-                let s = 1 / (1 + expf(-g))
-                dUp[i] = d * g * s
-                dAct[i] = d * up[i] * s * (1 + g * (1 - s))
-            }
+        parallelChunks(count, minimumPerThread: 16384) { r in
+            balcony_swiglu_backward(gate + r.lowerBound, up + r.lowerBound, dAct + r.lowerBound, dUp + r.lowerBound, r.count)
         }
     }
 

@@ -16,4 +16,63 @@ void balcony_q8_0_dequantize_rows(const void *w, size_t cols, float *out, size_t
 /// 1 when the AVX2 path is in use (for reports).
 int balcony_q8_0_uses_avx2(void);
 
+/// Training kernels (training.c), AVX2/FMA when the CPU has them. Row-major; `ld*` are row strides.
+
+/// Causal attention of `heads` query heads sharing one key/value head, within one sequence of
+/// `tokens` positions. probs receives each head's probabilities (balcony_attention_probs_count
+/// floats per head, heads one after another), the lower triangle stored row by row in blocks of
+/// eight keys (row t holds keys 0 ..< 8 (t / 8 + 1), zero past t). out rows have stride ldo.
+/// scratch: see the _scratch function.
+void balcony_attention_forward(const float *q, size_t ldq, const float *k, const float *v, size_t ldkv, size_t tokens,
+                               size_t head_dim, size_t heads, float scale, float *probs, float *out, size_t ldo,
+                               float *scratch);
+
+/// Floats of one head's probabilities for `tokens` queries (about tokens^2 / 2).
+size_t balcony_attention_probs_count(size_t tokens);
+
+/// Floats of scratch balcony_attention_forward needs.
+size_t balcony_attention_forward_scratch(size_t tokens, size_t head_dim);
+
+/// Its backward: writes dq (the group's heads), and dk, dv (summed over the group's heads).
+void balcony_attention_backward(const float *q, size_t ldq, const float *k, const float *v, size_t ldkv, size_t tokens,
+                                size_t head_dim, size_t heads, float scale, const float *probs, const float *dout,
+                                size_t ldo, float *dq, float *dk, float *dv, float *scratch);
+
+/// Floats of scratch balcony_attention_backward needs.
+size_t balcony_attention_backward_scratch(size_t tokens, size_t head_dim, size_t heads);
+
+/// Teacher distribution of one row of logits z: log p and p at temperature 1/inv_temperature
+/// (log_p may be z itself); when log_p1 is not NULL, also log p and p at temperature 1.
+void balcony_teacher_row(const float *z, size_t vocab, float inv_temperature, float *log_p, float *p, float *log_p1,
+                         float *p1);
+
+/// One exit row: from logits z, with the teacher's log_p/p (and log_p1/p1 at temperature 1, or
+/// NULL when the temperature is 1), computes KL_T (kl), plain KL (kl1) and log-normalizer at
+/// temperature 1 (log_z1); scratch (vocab floats) receives (z - max) / T. With gradients, z
+/// becomes scale * (T (q_T - p_T) + ce_weight * q) (the target's -1 is the caller's).
+void balcony_exit_row(float *z, size_t vocab, const float *log_p, const float *p, const float *log_p1, const float *p1,
+                      float temperature, float ce_weight, float scale, int gradients, float *scratch, double *kl,
+                      double *kl1, float *log_z1);
+
+/// out = silu(gate) * up.
+void balcony_swiglu_forward(const float *gate, const float *up, float *out, size_t n);
+
+/// d_act becomes d gate in place; d_up receives d up.
+void balcony_swiglu_backward(const float *gate, const float *up, float *d_act, float *d_up, size_t n);
+
+/// out = x * inv_rms * weight per row, inv_rms = 1 / sqrt(mean(x^2) + eps) saved.
+void balcony_rmsnorm_forward(const float *x, const float *weight, float *out, float *inv_rms, size_t rows, size_t n,
+                             float eps);
+
+/// d_x (=, or += with accumulate) = inv * w * dy - inv^3 * x * sum(w * dy * x) / n.
+void balcony_rmsnorm_backward_input(const float *x, const float *inv_rms, const float *weight, const float *d_out,
+                                    float *d_x, size_t rows, size_t n, int accumulate);
+
+/// The exp the training kernels use (tests).
+float balcony_exp(float x);
+
+/// Tests: with portable_only = 1 the training kernels take their portable build even on AVX2
+/// machines (0 restores the default); returns whether the AVX2 build is now in use.
+int balcony_training_kernels_use_avx2(int portable_only);
+
 #endif
