@@ -1,27 +1,27 @@
 import BalconyCore
 import Foundation
 
-func randomMatrix(_ rows: Int, _ cols: Int, _ seed: inout UInt64) -> WeightMatrix {
-    var v = [Float](repeating: 0, count: rows * cols)
-    for i in 0..<v.count { seed = seed &* 6364136223846793005 &+ 1442695040888963407; v[i] = (Float(seed >> 40) / Float(1 << 24) - 0.5) * 0.04 }
-    return WeightMatrix.owned(rows: rows, cols: cols, values: v)
-}
-let c = LlamaConfig(dim: 768, hiddenDim: 2048, layerCount: 12, headCount: 12, vocabSize: 32000, contextLength: 1024, tiedEmbeddings: true)
+let rows = 2048, cols = 768
+var v = [Float](repeating: 0, count: rows * cols)
 var seed: UInt64 = 1
-let emb = randomMatrix(c.vocabSize, c.dim, &seed)
-let layers = (0..<c.layerCount).map { _ in LayerWeights(attentionNorm: .init(repeating: 1, count: c.dim), wq: randomMatrix(c.qDim, c.dim, &seed), wk: randomMatrix(c.kvDim, c.dim, &seed), wv: randomMatrix(c.kvDim, c.dim, &seed), wo: randomMatrix(c.dim, c.qDim, &seed), ffnNorm: .init(repeating: 1, count: c.dim), gate: randomMatrix(c.hiddenDim, c.dim, &seed), up: randomMatrix(c.hiddenDim, c.dim, &seed), down: randomMatrix(c.dim, c.hiddenDim, &seed)) }
-let w = ModelWeights(config: c, tokenEmbedding: emb, layers: layers, finalNorm: .init(repeating: 1, count: c.dim), output: emb)
-let m = try LlamaModel(weights: w, threads: 2)
-let prompt = (0..<512).map { ($0 * 7) % 32000 }
-for _ in 0..<3 {
-    let cache = m.makeCache()
-    var t = Date()
-    var logits = try m.forward(prompt, cache: cache)
-    let pre = Date().timeIntervalSince(t)
-    t = Date()
-    for _ in 0..<64 { let n = logits.withUnsafeBufferPointer { Sampler.argmax($0) }; logits = try m.forward([n], cache: cache) }
-    let dec = Date().timeIntervalSince(t)
-    print(String(format: "prefill %.1f tok/s  decode %.1f tok/s  (bytes/token %.1f MB)", 512 / pre, 64 / dec, Double(w.bytesPerToken) / 1e6))
+for i in 0..<v.count { seed = seed &* 6364136223846793005 &+ 1442695040888963407; v[i] = (Float(seed >> 40) / Float(1 << 24) - 0.5) }
+let blocks = v.count / 32
+let p = UnsafeMutableRawPointer.allocate(byteCount: blocks * 34, alignment: 64)
+for b in 0..<blocks {
+    var amax: Float = 0
+    for j in 0..<32 { amax = max(amax, abs(v[b * 32 + j])) }
+    let d = amax / 127; let id: Float = d == 0 ? 0 : 1 / d
+    p.storeBytes(of: HalfPrecision.f32ToF16(d), toByteOffset: b * 34, as: UInt16.self)
+    for j in 0..<32 { p.storeBytes(of: Int8((v[b * 32 + j] * id).rounded()), toByteOffset: b * 34 + 2 + j, as: Int8.self) }
 }
-let bw = MachineCeilings.readBandwidth()
-print(String(format: "bandwidth %.1f GB/s -> bound %.1f tok/s", bw / 1e9, bw / Double(w.bytesPerToken)))
+let w = WeightMatrix(rows: rows, cols: cols, type: .q8_0, fileType: .q8_0, data: p, storage: WeightStorage(owning: p))
+let f = WeightMatrix.owned(rows: rows, cols: cols, values: v)
+let x = [Float](repeating: 0.5, count: cols)
+var y = [Float](repeating: 0, count: rows)
+ComputeThreads.set(1)
+for (name, m) in [("q8", w), ("f32", f)] {
+    let t = Date()
+    for _ in 0..<200 { Linear.forward(m, x: x, tokens: 1, y: &y) }
+    let dt = Date().timeIntervalSince(t) / 200
+    print(name, String(format: "%.3f ms  %.2f GB/s", dt * 1000, Double(m.byteCount) / dt / 1e9))
+}

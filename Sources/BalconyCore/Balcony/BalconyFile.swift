@@ -206,9 +206,9 @@ public enum BalconyFile {
         if fm.fileExists(atPath: index.path) {
             // Only the shards that hold balcony tensors are opened.
             struct Index: Decodable { var weight_map: [String: String] }
-            guard let raw = try? Data(contentsOf: index), let decoded = try? JSONDecoder().decode(Index.self, from: raw) else {
-                throw BalconyFileError.invalid(index.path, "its weight_map cannot be read; the index is damaged")
-            }
+            let decoded: Index
+            do { decoded = try JSONDecoder().decode(Index.self, from: Data(contentsOf: index)) }
+            catch { throw BalconyFileError.invalid(index.path, "its weight_map cannot be read (\(error.localizedDescription))") }
             let shards = Set(decoded.weight_map.filter { $0.key.hasPrefix(BalconyTensorLayout.balconyPrefix) }.values).sorted()
             guard !shards.isEmpty else {
                 throw BalconyFileError.invalid(url.path, "no tensor under \(BalconyTensorLayout.balconyPrefix) in its shards; pass a folder with balconies")
@@ -236,8 +236,8 @@ public enum BalconyFile {
         guard let t = m[Key.tokensSeen], let tokens = Int(t), tokens >= 0 else { throw bad(Key.tokensSeen, "is missing or not a count") }
         var training: TrainingConfiguration?
         if let json = m[Key.trainingConfig] {
-            guard let t = try? TrainingConfiguration.decode(json: json) else { throw bad(Key.trainingConfig, "cannot be decoded") }
-            training = t
+            do { training = try TrainingConfiguration.decode(json: json) }
+            catch { throw bad(Key.trainingConfig, "cannot be decoded (\(error.localizedDescription))") }
         }
         let info = BalconyFileInfo(initialization: initialization, baseFingerprint: m[Key.baseFingerprint],
                                    baseArchitecture: m[Key.baseArchitecture], baseDescription: m[Key.baseDescription],
@@ -300,16 +300,13 @@ public enum BalconyFile {
     }
 
     static func loadAuthorsConfig(_ url: URL) throws -> AuthorsConfig {
-        guard let data = try? Data(contentsOf: url) else {
-            throw ModelFileError.cannotOpen(url.path, "cannot read the file")
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ModelFileError.cannotOpen(url.path, error.localizedDescription)
         }
-        // Results instead of do/catch: do/catch around these calls crashes the Swift 6.3 optimizer
-        // in this file ("swifterror value can only be loaded and stored from...").
-        let decoded = Result { try JSONDecoder().decode(AuthorsConfig.self, from: data) }
-        guard case let .success(c) = decoded else {
-            let error = decoded.failureError
-            let why = (error as? DecodingError).map(SafetensorsFile.describe) ?? error.localizedDescription
-            throw BalconyFileError.invalid(url.path, "config.json cannot be read: \(why)")
+        let c: AuthorsConfig
+        do { c = try JSONDecoder().decode(AuthorsConfig.self, from: data) } catch let error as DecodingError {
+            throw BalconyFileError.invalid(url.path, "config.json cannot be read: \(SafetensorsFile.describe(error))")
         }
         if c.exitDecoderLayer == false {
             throw BalconyFileError.invalid(url.path, "exit_decoder_layer is false: its exits have no decoder layer, and Balcony's balconies need one (train with exit_decoder_layer: true)")
@@ -365,13 +362,5 @@ public enum BalconyFile {
         // The authors' files do not say how the balconies started; copy is their default.
         let info = BalconyFileInfo(initialization: .copy, baseArchitecture: config.architecture)
         return LoadedBalconies(balconies: balconies, info: info, layout: .authors, notes: notes)
-    }
-}
-
-extension Result {
-    /// The error of a failure (`preconditionFailure` for a success).
-    var failureError: Failure {
-        if case let .failure(e) = self { return e }
-        preconditionFailure("failureError of a success")
     }
 }
