@@ -98,8 +98,8 @@ struct TrainCommand: AsyncParsableCommand {
                 trainer = try BalconyTrainer(model: rt.model, data: trainingData, resuming: ckpt)
                 printError("resuming at step \(trainer.step) of \(totalSteps)")
             } else {
-                let initial = exitList.map { k in
-                    config.initialization == .copy ? BalconyParameters.copyInitialized(from: rt.model.weights, exit: k)
+                let initial = try exitList.map { k in
+                    config.initialization == .copy ? try BalconyParameters.copyInitialized(from: rt.model.weights, exit: k)
                         : BalconyParameters.randomInitialized(config: c, exit: k, seed: seed)
                 }
                 trainer = try BalconyTrainer(model: rt.model, configuration: config, data: trainingData, balconies: initial, fingerprint: fingerprint)

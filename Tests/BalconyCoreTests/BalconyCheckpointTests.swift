@@ -173,7 +173,7 @@ import Testing
             let i = ts.firstIndex { $0.0.name == gate }!
             ts[i].0.shape = [ts[i].0.shape[1], ts[i].0.shape[0]]
         })
-        expectError(["wrong shape", gate, "found [32, 48], expected [48, 32]"]) { _ = try BalconyFile.read(from: badShape, base: base) }
+        expectError(["wrong shape", gate, "found [32, 64], expected [64, 32]"]) { _ = try BalconyFile.read(from: badShape, base: base) }
 
         let missing = temp.file("missing.safetensors")
         try Self.rewrite(good, to: missing, tensors: { ts in ts.removeAll { $0.0.name == "model.exit_modules.1.1.weight" } })
@@ -203,7 +203,7 @@ import Testing
 
         // A base model of another shape: the fingerprint already differs; without one the shapes do.
         var wider = base.config
-        wider.hiddenDim = 64
+        wider.hiddenDim = 96
         expectError(["wrong shape", "mlp.gate_proj"]) { _ = try BalconyFile.read(from: good, config: wider, fingerprint: nil) }
         var shallow = base.config
         shallow.layerCount = 3

@@ -58,10 +58,10 @@ import Testing
         let (base, b) = try model()
         #expect(throws: BalconyError.exitOutOfRange(2, layers: 2)) { try b.forward([1], cache: b.makeCache(), exit: .exit(2)) }
         #expect(throws: BalconyError.exitOutOfRange(0, layers: 2)) { try b.validate(.exit(0)) }
-        var far = BalconyParameters.copyInitialized(from: base.weights, exit: 1)
+        var far = try BalconyParameters.copyInitialized(from: base.weights, exit: 1)
         far.exit = 5
         #expect(throws: BalconyError.exitOutOfRange(5, layers: 2)) { try BalconyModel(base: base, balconies: [far]) }
-        let one = BalconyParameters.copyInitialized(from: base.weights, exit: 1)
+        let one = try BalconyParameters.copyInitialized(from: base.weights, exit: 1)
         #expect(throws: BalconyError.duplicateExit(1)) { try BalconyModel(base: base, balconies: [one, one]) }
         #expect(throws: BalconyError.invalidExit("deep")) { try ExitChoice(parsing: "deep") }
         #expect(try ExitChoice(parsing: "full") == .full)

@@ -106,7 +106,7 @@ enum BalconyTestSupport {
         #expect(ModelFingerprint.compute(w) == ModelFingerprint.compute(hf))
         // Other shapes give other fingerprints even before any value is compared.
         var wider = TinyModels.config(style: .interleaved)
-        wider.hiddenDim = 64
+        wider.hiddenDim = 96
         #expect(ModelFingerprint.compute(TinyModels.weights(wider)) != ModelFingerprint.compute(w))
     }
 

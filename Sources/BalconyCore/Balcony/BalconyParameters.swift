@@ -23,7 +23,8 @@ public struct BalconyParameters: Sendable, Equatable {
 
     /// The authors' default initialization: the layer is a copy of the base model's last layer
     /// (both of its norms included); the exit norm is a copy of layer k's input norm.
-    public static func copyInitialized(from base: ModelWeights, exit: Int) -> BalconyParameters {
+    public static func copyInitialized(from base: ModelWeights, exit: Int) throws -> BalconyParameters {
+        guard exit >= 1, exit < base.config.layerCount else { throw BalconyError.exitOutOfRange(exit, layers: base.config.layerCount) }
         let last = base.layers[base.config.layerCount - 1]
         return BalconyParameters(
             exit: exit, attentionNorm: last.attentionNorm, wq: last.wq.toFloats(), wk: last.wk.toFloats(),
