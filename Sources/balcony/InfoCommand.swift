@@ -6,6 +6,7 @@ struct InfoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "info", abstract: "Describe a model: architecture, size, tensor types, tokenizer.")
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var balconyOptions: BalconyOptions
     @Flag(help: "Print JSON.") var json = false
 
     struct Report: Codable {
@@ -31,6 +32,7 @@ struct InfoCommand: AsyncParsableCommand {
         var tensor_types: [String]
         var bytes_per_token: Int
         var tokenizer: TokenizerReport?
+        var exits: [ExitCost]?
     }
 
     struct TokenizerReport: Codable {
@@ -58,7 +60,8 @@ struct InfoCommand: AsyncParsableCommand {
                 vocab_size: c.vocabSize, context_length: c.contextLength, rope_theta: c.ropeTheta,
                 rope_style: c.ropeStyle.rawValue, rope_scaling: c.ropeScaling, norm_eps: c.normEps,
                 tied_embeddings: c.tiedEmbeddings, attention_bias: c.attentionBias,
-                tensor_types: w.weightTypes.sorted(), bytes_per_token: w.bytesPerToken, tokenizer: tok)
+                tensor_types: w.weightTypes.sorted(), bytes_per_token: w.bytesPerToken, tokenizer: tok,
+                exits: try balconyOptions.load(rt).map { ExitCostModel($0).table })
             if json {
                 print(try jsonLine(r))
                 return
@@ -76,6 +79,13 @@ struct InfoCommand: AsyncParsableCommand {
                 print("tokenizer      \(t.kind), \(t.vocab_size) tokens, BOS \(bos)\(t.adds_bos ? " (added)" : ""), EOS \(t.eos_token_ids.map(String.init).joined(separator: ","))")
             } else {
                 print("tokenizer      none found (pass --tokenizer)")
+            }
+            if let exits = r.exits {
+                print("exits          exit  layers  cost of full  ideal speedup")
+                for e in exits {
+                    let name = String(repeating: " ", count: max(0, 4 - e.exit.count)) + e.exit
+                    print(String(format: "               %@  %6d  %12.3f  %12.2fx", name, e.layers, e.costFraction, e.idealSpeedup))
+                }
             }
         }
     }

@@ -8,6 +8,7 @@ struct ScoreCommand: AsyncParsableCommand {
         abstract: "Negative log-likelihood of each token of a text, its mean and the perplexity.")
 
     @OptionGroup var options: ModelOptions
+    @OptionGroup var exits: BalconyOptions
     @Option(help: "Text to score.") var text: String?
     @Option(help: "File whose text to score.") var file: String?
     @Flag(help: "Print JSON: tokens, nll, mean_nll, perplexity.") var json = false
@@ -40,7 +41,16 @@ struct ScoreCommand: AsyncParsableCommand {
             guard ids.count >= 2 else {
                 throw GenerationError.invalidParameter("the text has \(ids.count) token(s); scoring needs at least two (one of context, one to score)")
             }
-            let scores = try Perplexity.score(model: rt.model, tokens: ids)
+            let balconies = try exits.load(rt)
+            let choice = try exits.choose(balconies) { m in
+                try SpeedBenchmark.exitDecodeMilliseconds(model: m, exits: ExitCostModel(m).exits, tokens: 16, repeats: 1)
+            }
+            let scores: TokenScores
+            if let balconies, choice != .full {
+                scores = try Perplexity.score(tokens: ids, window: rt.model.config.contextLength) { try balconies.tokenLogProbabilities(tokens: $0, exit: choice) }
+            } else {
+                scores = try Perplexity.score(model: rt.model, tokens: ids)
+            }
             if json {
                 print(try jsonLine(Output(tokens: scores.tokens, nll: scores.nll, mean_nll: scores.meanNLL, perplexity: scores.perplexity), pretty: false))
             } else {

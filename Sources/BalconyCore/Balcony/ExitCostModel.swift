@@ -22,6 +22,9 @@ public struct ExitCost: Sendable, Codable, Equatable {
 public struct ExitCostModel: Sendable {
     public let exits: [ExitChoice]
     public let costs: [ExitChoice: ExitCost]
+    /// Cost fraction of reading out after k base layers through the final norm and head, without a
+    /// balcony (the early-exit baseline), for every depth 1..<N.
+    public let earlyExitFractions: [Int: Double]
 
     public init(_ model: BalconyModel) {
         let base = model.base.weights
@@ -48,6 +51,9 @@ public struct ExitCostModel: Sendable {
                                        idealSpeedup: Double(fullBytes) / Double(bytes))
         }
         self.costs = costs
+        var early: [Int: Double] = [:]
+        for k in 1..<n { early[k] = Double(prefixBytes[k] + headBytes) / Double(fullBytes) }
+        earlyExitFractions = early
         self.exits = model.exits.map { ExitChoice.exit($0) } + [.full]
     }
 

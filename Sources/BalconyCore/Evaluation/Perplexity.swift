@@ -16,15 +16,21 @@ public struct TokenScores: Sendable, Codable {
 /// at least half a context of history, as in Hugging Face's perplexity guide.
 public enum Perplexity {
     public static func score(model: LlamaModel, tokens: [Int], window: Int? = nil) throws -> TokenScores {
+        let ctx = min(window ?? model.config.contextLength, model.config.contextLength)
+        return try score(tokens: tokens, window: ctx) { try model.tokenLogProbabilities(tokens: $0) }
+    }
+
+    /// The same windows over any `logProbabilities(window) -> log p of tokens 1..<n` function (an exit, say).
+    public static func score(tokens: [Int], window: Int, logProbabilities: ([Int]) throws -> [Float]) throws -> TokenScores {
         var result = TokenScores(tokens: [], nll: [])
         guard tokens.count >= 2 else { return result }
-        let ctx = max(2, min(window ?? model.config.contextLength, model.config.contextLength))
+        let ctx = max(2, window)
         let stride = max(1, ctx / 2)
         var begin = 0
         var scoredUpTo = 1  // tokens[0] is never scored
         while scoredUpTo < tokens.count {
             let end = min(tokens.count, begin + ctx)
-            let lp = try model.tokenLogProbabilities(tokens: Array(tokens[begin..<end]))
+            let lp = try logProbabilities(Array(tokens[begin..<end]))
             // lp[j] scores tokens[begin + j + 1]
             for pos in scoredUpTo..<end {
                 result.tokens.append(tokens[pos])
