@@ -21,9 +21,25 @@ deps:
 build: deps
 	swift build -c release --product balcony
 
+DEMO := .demo
+TRAIN_TEXT ?= $(SHARED)/data/tinystories/train.txt
+HELDOUT_TEXT ?= $(SHARED)/data/tinystories/heldout.txt
+
+# The whole Balcony loop on the default model: train exits by self-distillation, compare every exit
+# with the full model and the untrained early-exit baseline, then generate at a shallow and a deep exit.
 demo: build
 	$(BALCONY) info
-	$(BALCONY) generate --prompt "Once upon a time" --temperature 0 --max-tokens 120
+	rm -rf $(DEMO)
+	$(BALCONY) train --data $(TRAIN_TEXT) --exits 1,2,3,4 --steps 200 --batch-size 16 --seq-len 256 --lr 3e-3 --out $(DEMO) --log-every 20
+	$(BALCONY) info --balconies $(DEMO)/balconies.safetensors
+	$(BALCONY) eval --balconies $(DEMO)/balconies.safetensors --data $(HELDOUT_TEXT) --max-tokens 20000
+	$(BALCONY) bench --balconies $(DEMO)/balconies.safetensors --prompt-tokens 128 --gen-tokens 64
+	@echo "--- exit 1 (2 of 5 layers) ---"
+	$(BALCONY) generate --balconies $(DEMO)/balconies.safetensors --exit 1 --prompt "Once upon a time" --temperature 0 --max-tokens 60
+	@echo "--- exit 3 (4 of 5 layers) ---"
+	$(BALCONY) generate --balconies $(DEMO)/balconies.safetensors --exit 3 --prompt "Once upon a time" --temperature 0 --max-tokens 60
+	@echo "--- full model, drafted by exit 3 (self-speculative: same text as the full model) ---"
+	$(BALCONY) generate --balconies $(DEMO)/balconies.safetensors --draft-exit 3 --prompt "Once upon a time" --temperature 0 --max-tokens 60
 
 test: deps
 	swift test
@@ -34,4 +50,4 @@ bench: build
 	$(BALCONY) bench .bench/llama110m --threads 2
 
 clean:
-	rm -rf .build .bench
+	rm -rf .build .bench .demo

@@ -12,6 +12,23 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Tokens to decode for the decode measurement.") var genTokens: Int = 64
     @Option(help: "Runs per measurement; medians are reported.") var repeats: Int = 3
     @Flag(help: "Print one JSON object.") var json = false
+    @OptionGroup var exitOptions: BalconyOptions
+    @Option(help: "Also measure self-speculative decoding drafted by this exit.") var draftExit: Int?
+    @Option(help: "Tokens drafted per verification.") var draftTokens: Int = 4
+
+    struct Report: Encodable {
+        var base: SpeedReport
+        var exits: [ExitSpeed]?
+        var speculative: SpeculativeSpeed?
+
+        func encode(to encoder: Encoder) throws {
+            try base.encode(to: encoder)
+            enum K: String, CodingKey { case exits, speculative }
+            var c = encoder.container(keyedBy: K.self)
+            try c.encodeIfPresent(exits, forKey: .exits)
+            try c.encodeIfPresent(speculative, forKey: .speculative)
+        }
+    }
 
     func validate() throws {
         if promptTokens < 1 || genTokens < 1 || repeats < 1 { throw ValidationError("--prompt-tokens, --gen-tokens and --repeats must be positive") }
@@ -21,8 +38,20 @@ struct BenchCommand: AsyncParsableCommand {
         try await reportingErrors {
             let rt = try await options.load(requireTokenizer: false)
             let r = try SpeedBenchmark.run(model: rt.model, promptTokens: promptTokens, genTokens: genTokens, repeats: repeats)
+            var report = Report(base: r)
+            if let balconies = try exitOptions.load(rt) {
+                report.exits = try SpeedBenchmark.exitTable(model: balconies, promptTokens: promptTokens, genTokens: genTokens, repeats: repeats)
+                if let k = draftExit {
+                    let tok = rt.tokenizer ?? ToyIdsTokenizer(vocabularySize: rt.model.config.vocabSize)
+                    let prompt = rt.tokenizer.map { Generator(model: rt.model, tokenizer: $0).promptTokens("Once upon a time") } ?? [1]
+                    report.speculative = try SpeedBenchmark.speculative(model: balconies, tokenizer: tok, prompt: prompt, draftExit: k,
+                                                                        draftTokens: draftTokens, genTokens: genTokens, repeats: repeats)
+                }
+            } else if draftExit != nil {
+                throw BalconyError.noBalconies(.exit(draftExit!))
+            }
             if json {
-                print(try jsonLine(r, pretty: false))
+                print(try jsonLine(report, pretty: false))
                 return
             }
             print("model    \(rt.path) (\(rt.model.weights.weightTypes.sorted().joined(separator: ", ")), \(formatCount(rt.model.config.parameterCount)) parameters), \(r.threads) threads")
@@ -33,6 +62,31 @@ struct BenchCommand: AsyncParsableCommand {
             print(String(format: "decode   %8.1f tokens/s  (%d tokens; %@ per token; bandwidth bound %.1f tokens/s, reached %.0f%%)",
                          r.decode_tokens_per_s, r.gen_tokens, formatBytes(r.bytes_per_token), r.decode_bound_tokens_per_s,
                          100 * r.decode_bandwidth_fraction))
+            if let exits = report.exits {
+                print("exit   prefill tok/s   decode tok/s   measured speedup   ideal speedup   peak MiB")
+                for e in exits {
+                    let name = e.exit + String(repeating: " ", count: max(0, 5 - e.exit.count))
+                    print(String(format: "%@  %13.1f  %13.1f  %16.2fx  %14.2fx  %9.0f", name, e.prefill_tokens_per_s, e.decode_tokens_per_s,
+                                 e.measured_speedup, e.ideal_speedup, e.peak_memory_mib))
+                }
+            }
+            if let s = report.speculative {
+                print(String(format: "speculative: draft exit %d x %d tokens, acceptance %.0f%%, %.2f tokens per verification, speedup %.2fx measured vs %.2fx predicted (%.0f%%), output %@ full greedy",
+                             s.draft_exit, s.draft_tokens, 100 * s.acceptance_rate, s.tokens_per_verification, s.measured_speedup,
+                             s.predicted_speedup, 100 * s.measured_speedup / max(s.predicted_speedup, 1e-9), s.identical_to_full ? "identical to" : "DIFFERS from"))
+            }
         }
     }
+}
+
+/// Token ids as text, for benchmarking models that come without a tokenizer.
+struct ToyIdsTokenizer: Tokenizer {
+    var vocabularySize: Int
+    var bosTokenId: Int? { 1 }
+    var eosTokenIds: Set<Int> { [] }
+    var addsBOS: Bool { true }
+    var kind: String { "ids" }
+    func encode(_ text: String) -> [Int] { [] }
+    func piece(for id: Int) -> String { "<\(id)>" }
+    func bytes(for id: Int, previous: Int?) -> [UInt8] { Array("<\(id)>".utf8) }
 }

@@ -25,6 +25,8 @@ public struct ExitCostModel: Sendable {
     /// Cost fraction of reading out after k base layers through the final norm and head, without a
     /// balcony (the early-exit baseline), for every depth 1..<N.
     public let earlyExitFractions: [Int: Double]
+    /// Bytes of base layers `0 ..< k` over the full model's bytes per token, for k in 0...N.
+    public let prefixFractions: [Int: Double]
 
     public init(_ model: BalconyModel) {
         let base = model.base.weights
@@ -54,6 +56,9 @@ public struct ExitCostModel: Sendable {
         var early: [Int: Double] = [:]
         for k in 1..<n { early[k] = Double(prefixBytes[k] + headBytes) / Double(fullBytes) }
         earlyExitFractions = early
+        var prefix: [Int: Double] = [:]
+        for k in 0...n { prefix[k] = Double(prefixBytes[k]) / Double(fullBytes) }
+        prefixFractions = prefix
         self.exits = model.exits.map { ExitChoice.exit($0) } + [.full]
     }
 

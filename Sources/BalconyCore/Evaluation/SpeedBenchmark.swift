@@ -105,3 +105,88 @@ public enum SpeedBenchmark {
         return out
     }
 }
+
+/// Speed of one exit (or the full model) in `balcony bench --balconies`.
+public struct ExitSpeed: Codable, Sendable {
+    public var exit: String
+    public var prefill_tokens_per_s: Double
+    public var decode_tokens_per_s: Double
+    public var measured_speedup: Double
+    public var ideal_speedup: Double
+    /// Resident-set high-water mark of the process after this measurement, MiB.
+    public var peak_memory_mib: Double
+}
+
+/// Self-speculative decoding against plain full-model decoding, greedy, same prompt.
+public struct SpeculativeSpeed: Codable, Sendable {
+    public var draft_exit: Int
+    public var draft_tokens: Int
+    public var acceptance_rate: Double
+    public var tokens_per_verification: Double
+    public var measured_speedup: Double
+    /// The cost model's speedup for the measured acceptance: tokens committed per round over the
+    /// cost of a round (drafting steps at the exit's cost + verifying layers k..N-1 and the head).
+    public var predicted_speedup: Double
+    public var identical_to_full: Bool
+}
+
+extension SpeedBenchmark {
+    /// Prefill and decode speed of every exit and the full model.
+    public static func exitTable(model: BalconyModel, promptTokens: Int, genTokens: Int, repeats: Int) throws -> [ExitSpeed] {
+        let costs = ExitCostModel(model)
+        let p = max(1, min(promptTokens, model.config.contextLength))
+        let ids = syntheticTokens(p, vocab: model.config.vocabSize)
+        var rows: [ExitSpeed] = []
+        let decodeMs = try exitDecodeMilliseconds(model: model, exits: costs.exits, tokens: genTokens, repeats: repeats)
+        for e in costs.exits {
+            var times: [Double] = []
+            for _ in 0..<repeats {
+                let cache = model.makeCache(capacity: p)
+                let t = Date()
+                _ = try model.forward(ids, cache: cache, exit: e)
+                times.append(Date().timeIntervalSince(t))
+            }
+            rows.append(ExitSpeed(exit: e.description, prefill_tokens_per_s: Double(p) / MachineCeilings.median(times),
+                                  decode_tokens_per_s: 1000 / decodeMs[e]!, measured_speedup: decodeMs[.full]! / decodeMs[e]!,
+                                  ideal_speedup: costs.costs[e]!.idealSpeedup, peak_memory_mib: peakMemoryMiB()))
+        }
+        return rows
+    }
+
+    /// Greedy self-speculative decoding from `prompt` against plain greedy decoding at full depth.
+    public static func speculative(model: BalconyModel, tokenizer: any Tokenizer, prompt: [Int], draftExit: Int,
+                                   draftTokens: Int, genTokens: Int, repeats: Int) throws -> SpeculativeSpeed {
+        let params = GenerationParameters(maxTokens: genTokens, sampling: .greedy, stopAtEOS: false)
+        let plain = Generator(model: model.base, tokenizer: tokenizer, balconies: model, exit: .full)
+        let spec = try SpeculativeDecoder(model: model, tokenizer: tokenizer, draftExit: draftExit, draftTokens: draftTokens)
+        var plainTimes: [Double] = [], specTimes: [Double] = []
+        var reference: [Int] = [], drafted: [Int] = []
+        var stats = SpeculativeStats()
+        for _ in 0..<repeats {
+            let (a, sa) = try plain.generate(prompt: prompt, parameters: params) { _ in true }
+            let (b, sb, s) = try spec.generate(prompt: prompt, parameters: params) { _ in true }
+            plainTimes.append(sa.decodeSeconds / Double(max(a.count, 1)))
+            specTimes.append(sb.decodeSeconds / Double(max(b.count, 1)))
+            reference = a
+            drafted = b
+            stats = s
+        }
+        let costs = ExitCostModel(model)
+        let ck = costs.costs[.exit(draftExit)]!.costFraction
+        let verify = 1 - costs.prefixFractions[draftExit]!
+        let draftsPerRound = Double(stats.drafted) / Double(max(stats.rounds, 1))
+        let predicted = stats.tokensPerRound / (draftsPerRound * ck + verify)
+        return SpeculativeSpeed(draft_exit: draftExit, draft_tokens: draftTokens, acceptance_rate: stats.acceptanceRate,
+                                tokens_per_verification: stats.tokensPerRound,
+                                measured_speedup: MachineCeilings.median(plainTimes) / MachineCeilings.median(specTimes),
+                                predicted_speedup: predicted, identical_to_full: reference == drafted)
+    }
+
+    /// VmHWM from /proc/self/status (0 where unavailable).
+    public static func peakMemoryMiB() -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kb / 1024
+    }
+}
