@@ -44,4 +44,3 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
-package.targets.append(.executableTarget(name: "scratchbench", dependencies: ["BalconyCore"]))
