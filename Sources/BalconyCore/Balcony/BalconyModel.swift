@@ -182,18 +182,7 @@ public final class BalconyModel: Sendable {
     public func tokenLogProbabilities(tokens: [Int], exit choice: ExitChoice) throws -> [Float] {
         guard tokens.count >= 2 else { return [] }
         let logits = try forward(tokens, cache: makeCache(capacity: tokens.count), exit: choice, outputs: .all)
-        let vocab = config.vocabSize
-        var out = [Float](repeating: 0, count: tokens.count - 1)
-        var lp = [Float](repeating: 0, count: vocab)
-        logits.withUnsafeBufferPointer { l in
-            lp.withUnsafeMutableBufferPointer { lpb in
-                for i in 1..<tokens.count {
-                    Kernels.logSoftmax(l.baseAddress! + (i - 1) * vocab, vocab, out: lpb.baseAddress!)
-                    out[i - 1] = lpb[tokens[i]]
-                }
-            }
-        }
-        return out
+        return Kernels.nextTokenLogProbabilities(logits: logits, tokens: tokens, vocab: config.vocabSize)
     }
 }
 

@@ -58,4 +58,21 @@ public enum Kernels {
     public static func addBias(_ x: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, rows: Int, n: Int) {
         for r in 0..<rows { add(x + r * n, bias, n) }
     }
+
+    /// `log p(tokens[i] | tokens[..<i])` for `i = 1 ..< tokens.count`, from the logits of every
+    /// position (`[tokens, vocab]`, row i predicting token i + 1).
+    public static func nextTokenLogProbabilities(logits: [Float], tokens: [Int], vocab: Int) -> [Float] {
+        guard tokens.count >= 2 else { return [] }
+        var out = [Float](repeating: 0, count: tokens.count - 1)
+        var lp = [Float](repeating: 0, count: vocab)
+        logits.withUnsafeBufferPointer { l in
+            lp.withUnsafeMutableBufferPointer { lpb in
+                for i in 1..<tokens.count {
+                    logSoftmax(l.baseAddress! + (i - 1) * vocab, vocab, out: lpb.baseAddress!)
+                    out[i - 1] = lpb[tokens[i]]
+                }
+            }
+        }
+        return out
+    }
 }

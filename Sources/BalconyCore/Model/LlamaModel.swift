@@ -98,19 +98,7 @@ public final class LlamaModel: Sendable {
     /// `log p(tokens[i] | tokens[..<i])` for `i = 1 ..< tokens.count`, in one prefill.
     public func tokenLogProbabilities(tokens: [Int]) throws -> [Float] {
         guard tokens.count >= 2 else { return [] }
-        let cache = makeCache(capacity: tokens.count)
-        let logits = try forward(tokens, cache: cache, outputs: .all)
-        let vocab = config.vocabSize
-        var out = [Float](repeating: 0, count: tokens.count - 1)
-        var lp = [Float](repeating: 0, count: vocab)
-        logits.withUnsafeBufferPointer { l in
-            lp.withUnsafeMutableBufferPointer { lpb in
-                for i in 1..<tokens.count {
-                    Kernels.logSoftmax(l.baseAddress! + (i - 1) * vocab, vocab, out: lpb.baseAddress!)
-                    out[i - 1] = lpb[tokens[i]]
-                }
-            }
-        }
-        return out
+        let logits = try forward(tokens, cache: makeCache(capacity: tokens.count), outputs: .all)
+        return Kernels.nextTokenLogProbabilities(logits: logits, tokens: tokens, vocab: config.vocabSize)
     }
 }
