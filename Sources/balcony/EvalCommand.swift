@@ -8,7 +8,9 @@ struct EvalCommand: AsyncParsableCommand {
         abstract: "Per-exit perplexity, KL from the full model and agreement, beside the early-exit baseline.")
 
     @OptionGroup var options: ModelOptions
-    @Option(help: "Balcony file.") var balconies: String
+    @Option(help: "Balcony file.") var balconies: String?
+    @Option(help: "Evaluate untrained balconies at these exits instead (copies of the last layer, the authors' init).")
+    var copyInitExits: String?
     @Option(parsing: .upToNextOption, help: "Text files to evaluate on.") var data: [String]
     @Option(help: "Evaluate at most this many tokens per file.") var maxTokens: Int = 20000
     @Flag(help: "Skip the early-exit baseline.") var noBaseline = false
@@ -25,8 +27,15 @@ struct EvalCommand: AsyncParsableCommand {
         try await reportingErrors {
             let rt = try await options.load()
             let tok = try rt.requiredTokenizer
-            let loaded = try BalconyFile.read(from: URL(fileURLWithPath: balconies), base: rt.model.weights)
-            let model = try BalconyModel(base: rt.model, balconies: loaded.balconies, source: balconies)
+            let params: [BalconyParameters]
+            if let file = balconies {
+                params = try BalconyFile.read(from: URL(fileURLWithPath: file), base: rt.model.weights).balconies
+            } else if let list = copyInitExits {
+                params = try parseExitList(list).map { try BalconyParameters.copyInitialized(from: rt.model.weights, exit: $0) }
+            } else {
+                throw ValidationError("give --balconies FILE or --copy-init-exits LIST")
+            }
+            let model = try BalconyModel(base: rt.model, balconies: params, source: balconies ?? "copy init")
             var results: [FileResult] = []
             for file in data {
                 guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
