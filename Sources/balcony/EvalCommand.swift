@@ -54,10 +54,12 @@ struct EvalCommand: AsyncParsableCommand {
             if json { print(try jsonLine(results)); return }
             for r in results {
                 print("\(r.file) (\(r.tokens) tokens)")
-                print("method       exit   cost  perplexity  ppl/full      KL  agreement")
+                print("method       exit    cost   perplexity  ppl/full       KL  agreement")
                 let fullPPL = r.rows.first { $0.method == "full" }?.perplexity ?? 1
                 for q in r.rows {
-                    print(String(format: "%-11@ %5@ %6.3f %11.3f %9.2fx %7.3f %9.1f%%", q.method, q.exit.map(String.init) ?? "-",
+                    let method = q.method.padding(toLength: 11, withPad: " ", startingAt: 0)
+                    let exit = String(repeating: " ", count: max(0, 5 - (q.exit.map(String.init) ?? "-").count)) + (q.exit.map(String.init) ?? "-")
+                    print(String(format: "%@ %@  %6.3f  %11.3f  %8.2fx  %7.3f  %8.1f%%", method, exit,
                                  q.cost, q.perplexity, q.perplexity / fullPPL, q.kl, 100 * q.agreement))
                 }
             }
