@@ -57,6 +57,24 @@ import Testing
         #expect(eval.stdout.contains("early-exit"))
     }
 
+    /// Self-speculative greedy output is the full model's greedy output, token for token, on 20
+    /// prompts with trained balconies (drafting at the shallow and the deep exit, several lengths).
+    @Test func speculativeGreedyIsFullGreedyOnTwentyPrompts() throws {
+        let file = Self.run.dir.appendingPathComponent("balconies.safetensors").path
+        let prompts = ["Once upon a time", "The little dog", "Tom and Lily", "One day, a big", "She was sad because",
+                       "The sun was", "Max liked to", "In the park,", "A bird sang", "Mom said,",
+                       "They went to the", "The cat and the mouse", "It was a rainy day.", "Ben had a red", "Sue found a",
+                       "The old man", "At night, the", "\"Look!\" said", "The tree was very", "After lunch, they"]
+        for (i, p) in prompts.enumerated() {
+            let n = 8 + (i % 4) * 6
+            let full = try CLIRunner.run(["generate", CLIRunner.stories, "--prompt", p, "--temperature", "0", "--max-tokens", "\(n)"])
+            let spec = try CLIRunner.run(["generate", CLIRunner.stories, "--balconies", file, "--draft-exit", i % 2 == 0 ? "1" : "3",
+                                          "--draft-tokens", "\(1 + i % 5)", "--prompt", p, "--temperature", "0", "--max-tokens", "\(n)"])
+            #expect(full.status == 0 && spec.status == 0, "\(spec.stderr)")
+            #expect(spec.stdout == full.stdout, "prompt \(p)")
+        }
+    }
+
     @Test func badExitRequestsAreClearErrors() throws {
         let file = Self.run.dir.appendingPathComponent("balconies.safetensors").path
         for args in [["--exit", "2"], ["--exit", "9"], ["--budget", "0.1"], ["--budget", "-1"], ["--exit-schedule", "0:1,500:3"], ["--exit-schedule", "3:1"]] {
