@@ -15,6 +15,8 @@ struct BenchCommand: AsyncParsableCommand {
     @OptionGroup var exitOptions: BalconyOptions
     @Option(help: "Also measure self-speculative decoding drafted by this exit.") var draftExit: Int?
     @Option(help: "Tokens drafted per verification.") var draftTokens: Int = 4
+    @Flag(help: "Test mode: drafts are the full model's own greedy tokens (the exit still runs), so every draft is accepted.")
+    var draftOracle = false
 
     struct Report: Encodable {
         var base: SpeedReport
@@ -45,7 +47,8 @@ struct BenchCommand: AsyncParsableCommand {
                     let tok = rt.tokenizer ?? ToyIdsTokenizer(vocabularySize: rt.model.config.vocabSize)
                     let prompt = rt.tokenizer.map { Generator(model: rt.model, tokenizer: $0).promptTokens("Once upon a time") } ?? [1]
                     report.speculative = try SpeedBenchmark.speculative(model: balconies, tokenizer: tok, prompt: prompt, draftExit: k,
-                                                                        draftTokens: draftTokens, genTokens: genTokens, repeats: repeats)
+                                                                        draftTokens: draftTokens, genTokens: genTokens, repeats: repeats,
+                                                                        oracle: draftOracle)
                 }
             } else if draftExit != nil {
                 throw BalconyError.noBalconies(.exit(draftExit!))

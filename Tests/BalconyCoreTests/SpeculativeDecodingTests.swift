@@ -37,6 +37,17 @@ struct ToyTokenizer: Tokenizer {
         }
     }
 
+    /// The benchmark's oracle mode: drafts are the full model's own greedy tokens, so all are accepted.
+    @Test func oracleDraftsAreAllAccepted() throws {
+        let m = try ExitSwitchingTests.model()
+        let want = try greedyFull(m, [1, 4, 9], 20)
+        var spec = try SpeculativeDecoder(model: m, tokenizer: ToyTokenizer(), draftExit: 1, draftTokens: 4)
+        spec.oracle = want
+        let (got, _, s) = try spec.generate(prompt: [1, 4, 9], parameters: GenerationParameters(maxTokens: 20, sampling: .greedy)) { _ in true }
+        #expect(got == want)
+        #expect(s.acceptanceRate == 1)
+    }
+
     /// A draft that always agrees (the exit is a copy of... the full model itself is not an exit, so
     /// check the bookkeeping instead: accepted + corrections = generated tokens).
     @Test func countsAddUp() throws {

@@ -154,11 +154,13 @@ extension SpeedBenchmark {
     }
 
     /// Greedy self-speculative decoding from `prompt` against plain greedy decoding at full depth.
+    /// With `oracle`, drafts are the full model's own greedy tokens (see `SpeculativeDecoder.oracle`).
     public static func speculative(model: BalconyModel, tokenizer: any Tokenizer, prompt: [Int], draftExit: Int,
-                                   draftTokens: Int, genTokens: Int, repeats: Int) throws -> SpeculativeSpeed {
+                                   draftTokens: Int, genTokens: Int, repeats: Int, oracle: Bool = false) throws -> SpeculativeSpeed {
         let params = GenerationParameters(maxTokens: genTokens, sampling: .greedy, stopAtEOS: false)
         let plain = Generator(model: model.base, tokenizer: tokenizer, balconies: model, exit: .full)
-        let spec = try SpeculativeDecoder(model: model, tokenizer: tokenizer, draftExit: draftExit, draftTokens: draftTokens)
+        var spec = try SpeculativeDecoder(model: model, tokenizer: tokenizer, draftExit: draftExit, draftTokens: draftTokens)
+        if oracle { spec.oracle = try plain.generate(prompt: prompt, parameters: params) { _ in true }.0 }
         var plainTimes: [Double] = [], specTimes: [Double] = []
         var reference: [Int] = [], drafted: [Int] = []
         var stats = SpeculativeStats()

@@ -21,6 +21,10 @@ public struct SpeculativeDecoder {
     public let tokenizer: any Tokenizer
     public let draftExit: Int
     public let draftTokens: Int
+    /// Test mode for benchmarks: the drafter still runs its exit (and pays its cost) but proposes
+    /// `oracle[i]` as generated token i, e.g. the full model's own greedy output, so that every draft
+    /// is accepted and the speedup at full acceptance can be measured on random-weight models.
+    public var oracle: [Int]?
 
     public init(model: BalconyModel, tokenizer: any Tokenizer, draftExit: Int, draftTokens: Int = 4) throws {
         try model.validate(.exit(draftExit))
@@ -86,7 +90,10 @@ public struct SpeculativeDecoder {
             var token = pending
             for _ in 0..<room {
                 let logits = try model.forward([token], cache: cache, exit: .exit(draftExit))
-                if greedy {
+                if let oracle, out.count + drafts.count < oracle.count {
+                    token = oracle[out.count + drafts.count]
+                    if !greedy { draftProbs.append(sampler.distribution(logits)) }
+                } else if greedy {
                     token = logits.withUnsafeBufferPointer { Sampler.argmax($0) }
                 } else {
                     let q = sampler.distribution(logits)
