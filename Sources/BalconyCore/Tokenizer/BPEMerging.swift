@@ -74,6 +74,18 @@ struct MergeSymbol {
     var id: Int32
 }
 
+extension UnsafeMutableBufferPointer where Element == MergeSymbol {
+    /// Merges symbol `left` with its right neighbour into token `result`, unlinking the neighbour.
+    func mergeWithNext(_ left: Int32, result: Int32) {
+        let r = self[Int(self[Int(left)].next)]
+        self[Int(self[Int(left)].next)].length = 0
+        self[Int(left)].length += r.length
+        self[Int(left)].id = result
+        self[Int(left)].next = r.next
+        if r.next >= 0 { self[Int(r.next)].prev = left }
+    }
+}
+
 /// Merges a linked list of symbols with ids by explicit merge ranks, lowest rank first, leftmost
 /// among equals. Shared by the SentencePiece ranks rule and byte-level BPE.
 func mergeByRank(_ symbols: inout [MergeSymbol], _ merges: PairTable) {
@@ -92,11 +104,7 @@ func mergeByRank(_ symbols: inout [MergeSymbol], _ merges: PairTable) {
             // Stale when either side was merged since: the pair no longer exists as queued.
             if l.length == 0 || r.length == 0 || l.next != c.right { continue }
             guard let m = merges.lookup(l.id, r.id), m.result == c.result else { continue }
-            sym[Int(c.left)].length += r.length
-            sym[Int(c.left)].id = c.result
-            sym[Int(c.right)].length = 0
-            sym[Int(c.left)].next = r.next
-            if r.next >= 0 { sym[Int(r.next)].prev = c.left }
+            sym.mergeWithNext(c.left, result: c.result)
             tryAdd(l.prev, c.left)
             tryAdd(c.left, r.next)
         }

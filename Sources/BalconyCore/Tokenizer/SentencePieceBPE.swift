@@ -315,11 +315,7 @@ public struct SentencePieceBPE: Tokenizer {
                 let l = sym[Int(c.left)], r = sym[Int(c.right)]
                 // Skip candidates made stale by an earlier merge of either symbol.
                 if l.length == 0 || r.length == 0 || l.length + r.length != c.check || l.next != c.right { continue }
-                sym[Int(c.left)].length += r.length
-                sym[Int(c.left)].id = c.result
-                sym[Int(c.right)].length = 0
-                sym[Int(c.left)].next = r.next
-                if r.next >= 0 { sym[Int(r.next)].prev = c.left }
+                sym.mergeWithNext(c.left, result: c.result)
                 tryAdd(l.prev, c.left)
                 tryAdd(c.left, r.next)
             }
