@@ -30,21 +30,28 @@ public struct RotaryEmbedding: Sendable {
             }
             let row = x + t * stride
             for h in 0..<heads {
-                let v = row + h * headDim
-                switch style {
-                case .interleaved:
-                    for i in 0..<half {
-                        let a = v[2 * i], b = v[2 * i + 1]
-                        v[2 * i] = a * cosv[i] - b * sinv[i]
-                        v[2 * i + 1] = a * sinv[i] + b * cosv[i]
-                    }
-                case .halfSplit:
-                    for i in 0..<half {
-                        let a = v[i], b = v[i + half]
-                        v[i] = a * cosv[i] - b * sinv[i]
-                        v[i + half] = b * cosv[i] + a * sinv[i]
-                    }
-                }
+                Self.rotate(row + h * headDim, half: half, style: style, cos: cosv, sin: sinv, sign: 1)
+            }
+        }
+    }
+
+    /// Rotates the pairs of one head by the angles whose cosines and sines are given (`half` each);
+    /// `sign = -1` rotates backwards (the transpose, used by the training backward pass).
+    @inline(__always)
+    static func rotate(_ v: UnsafeMutablePointer<Float>, half: Int, style: RopeStyle,
+                       cos: UnsafePointer<Float>, sin: UnsafePointer<Float>, sign: Float) {
+        switch style {
+        case .interleaved:
+            for i in 0..<half {
+                let a = v[2 * i], b = v[2 * i + 1], c = cos[i], s = sign * sin[i]
+                v[2 * i] = a * c - b * s
+                v[2 * i + 1] = a * s + b * c
+            }
+        case .halfSplit:
+            for i in 0..<half {
+                let a = v[i], b = v[i + half], c = cos[i], s = sign * sin[i]
+                v[i] = a * c - b * s
+                v[i + half] = b * c + a * s
             }
         }
     }

@@ -42,21 +42,7 @@ struct RopeTable {
                         let cr = cosp + (r % positions) * half, sr = sinp + (r % positions) * half
                         let row = x + r * stride
                         for h in 0..<heads {
-                            let v = row + h * headDim
-                            switch style {
-                            case .interleaved:
-                                for i in 0..<half {
-                                    let a = v[2 * i], b = v[2 * i + 1], c = cr[i], s = sign * sr[i]
-                                    v[2 * i] = a * c - b * s
-                                    v[2 * i + 1] = a * s + b * c
-                                }
-                            case .halfSplit:
-                                for i in 0..<half {
-                                    let a = v[i], b = v[i + half], c = cr[i], s = sign * sr[i]
-                                    v[i] = a * c - b * s
-                                    v[i + half] = b * c + a * s
-                                }
-                            }
+                            RotaryEmbedding.rotate(row + h * headDim, half: half, style: style, cos: cr, sin: sr, sign: sign)
                         }
                     }
                 }
