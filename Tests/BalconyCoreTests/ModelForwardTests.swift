@@ -36,15 +36,8 @@ import Testing
     /// Q8_0 weights multiplied in quantized form give what F32 gives on their dequantized values.
     @Test func q8MatchesDequantizedF32() throws {
         let w = TinyModels.weights(TinyModels.config())
-        var q = w, f = w
-        q.layers = w.layers.map { l in
-            var l = l
-            l.wq = TinyModels.quantize(l.wq); l.wk = TinyModels.quantize(l.wk); l.wv = TinyModels.quantize(l.wv)
-            l.wo = TinyModels.quantize(l.wo); l.gate = TinyModels.quantize(l.gate); l.up = TinyModels.quantize(l.up)
-            l.down = TinyModels.quantize(l.down)
-            return l
-        }
-        q.output = TinyModels.quantize(w.output)
+        let q = TinyModels.quantizeAll(w)
+        var f = w
         f.layers = q.layers.map { l in
             var l = l
             for kp in [\LayerWeights.wq, \.wk, \.wv, \.wo, \.gate, \.up, \.down] {

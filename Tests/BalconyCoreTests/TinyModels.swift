@@ -52,6 +52,18 @@ enum TinyModels {
         return WeightMatrix(rows: w.rows, cols: w.cols, type: .q8_0, fileType: .q8_0, data: p, storage: WeightStorage(owning: p))
     }
 
+    /// Every layer matrix and the output head as Q8_0 (embeddings stay F32).
+    static func quantizeAll(_ w: ModelWeights) -> ModelWeights {
+        var q = w
+        q.layers = w.layers.map { l in
+            var l = l
+            for kp in [\LayerWeights.wq, \.wk, \.wv, \.wo, \.gate, \.up, \.down] { l[keyPath: kp] = quantize(l[keyPath: kp]) }
+            return l
+        }
+        q.output = quantize(w.output)
+        return q
+    }
+
     /// Interleaved-pair rows -> half-split rows, per head (transformers' permute).
     static func toHalfSplitRows(_ w: WeightMatrix, heads: Int) -> WeightMatrix {
         let v = w.toFloats(), d = w.rows / heads, cols = w.cols

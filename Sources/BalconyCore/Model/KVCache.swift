@@ -49,3 +49,18 @@ public final class KVCache {
 
     public var byteCount: Int { layers.reduce(0) { $0 + $1.byteCount } }
 }
+
+/// One sequence's rows in a batched forward pass (`LlamaModel.runLayers(_:x:batch:scratch:)`):
+/// `count` consecutive rows at positions `start ..< start + count`, with `cache` holding the
+/// positions before them. The caller advances `cache.count` afterwards.
+public struct BatchRows {
+    public let cache: KVCache
+    public let start: Int
+    public let count: Int
+
+    public init(cache: KVCache, start: Int, count: Int) {
+        self.cache = cache
+        self.start = start
+        self.count = count
+    }
+}

@@ -64,6 +64,20 @@ public final class LlamaModel: Sendable {
         }
     }
 
+    /// Runs base layers `layers` over the rows of several sequences at once, in place: `x` holds
+    /// `batch[0].count` rows of the first sequence, then the second's, and so on. Projections read
+    /// each weight once for the whole batch; attention runs per sequence against its own cache.
+    /// Does not advance the caches' counts.
+    public func runLayers(_ layers: Range<Int>, x: UnsafeMutablePointer<Float>, batch: [BatchRows], scratch: Scratch) {
+        guard !batch.isEmpty else { return }
+        let tokens = batch.reduce(0) { $0 + $1.count }
+        scratch.ensure(tokens: tokens, config: config, context: batch.map { $0.start + $0.count }.max()!)
+        for l in layers {
+            let rows = batch.map { LayerRows(cache: $0.cache.layers[l], start: $0.start, count: $0.count) }
+            DecoderLayer.forward(weights.layers[l], x: x, rows: rows, rope: rope, config: config, scratch: scratch)
+        }
+    }
+
     /// `logits[rows, vocab] = W_out · RMSNorm(x[rows], norm)`, with `norm` the final norm by default.
     public func head(_ x: UnsafePointer<Float>, rows: Int, norm: [Float]? = nil, logits: UnsafeMutablePointer<Float>) {
         let xn = UnsafeMutablePointer<Float>.allocate(capacity: rows * config.dim)

@@ -1,6 +1,7 @@
 /// Reusable activation buffers for a forward pass over up to `tokens` rows, so that decoding does
-/// not allocate per token. Grown on demand, owned by one sequence's cache.
-final class Scratch {
+/// not allocate per token. Grown on demand, owned by one sequence's cache, or by whoever runs a
+/// batch of sequences together (`LlamaModel.runLayers(_:x:batch:scratch:)`).
+public final class Scratch {
     private(set) var tokens = 0
     private(set) var scoreCapacity = 0
     var xn = UnsafeMutablePointer<Float>.allocate(capacity: 1)      // [T, dim]
@@ -13,7 +14,10 @@ final class Scratch {
     var up = UnsafeMutablePointer<Float>.allocate(capacity: 1)      // [T, hidden]
     var scores = UnsafeMutablePointer<Float>.allocate(capacity: 1)  // [max(T, heads), context]
 
-    func ensure(tokens t: Int, config c: LlamaConfig, context: Int) {
+    public init() {}
+
+    /// Grows the buffers to hold `tokens` rows attending over up to `context` positions.
+    public func ensure(tokens t: Int, config c: LlamaConfig, context: Int) {
         if t > tokens {
             for p in [xn, q, k, v, att, proj, gate, up] { p.deallocate() }
             xn = .allocate(capacity: t * c.dim)
