@@ -21,6 +21,10 @@ void balcony_q8_0_gemv_q8(const void *w, size_t cols, const int8_t *xq, const fl
 /// Widens rows [row_begin, row_end) of W into out (row-major floats, cols per row, starting at out).
 void balcony_q8_0_dequantize_rows(const void *w, size_t cols, float *out, size_t row_begin, size_t row_end);
 
+/// y[r] = W[r, :] . x for r in [row_begin, row_end); W is F32, row-major, cols per row. Rows are
+/// walked one after another (one sequential stream, prefetched ahead); AVX2/FMA when present.
+void balcony_f32_gemv(const float *w, size_t cols, const float *x, float *y, size_t row_begin, size_t row_end);
+
 /// 1 when the AVX2 path is in use (for reports).
 int balcony_q8_0_uses_avx2(void);
 
