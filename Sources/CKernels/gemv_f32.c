@@ -5,10 +5,6 @@
 #define BALCONY_X86 1
 #endif
 
-/// Bytes ahead of the current position to prefetch: rows are read one after another as a single
-/// sequential stream, and the prefetch keeps the memory system busy ahead of the FMAs.
-#define PREFETCH_BYTES 1024
-
 /// Portable row kernel: eight partial sums, combined pairwise at the end (the compiler vectorizes it).
 static void gemv_portable(const float *w, size_t cols, const float *x, float *y, size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; r++) {
@@ -33,8 +29,10 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
-/// One row at a time, four 8-wide accumulators over 32 columns per step; every row gets the same
-/// operations, so its result never depends on which rows are computed with it.
+/// One row at a time (the rows form one sequential stream, which the hardware prefetcher follows:
+/// a software prefetch 1 KiB ahead lowered the single-thread rate from about 10.7 to 9 GB/s here),
+/// four 8-wide accumulators over 32 columns per step. Every row gets the same operations, so its
+/// result never depends on which rows are computed with it.
 __attribute__((target("avx2,fma")))
 static void gemv_avx2(const float *w, size_t cols, const float *x, float *y, size_t r0, size_t r1) {
     for (size_t r = r0; r < r1; r++) {
@@ -42,8 +40,6 @@ static void gemv_avx2(const float *w, size_t cols, const float *x, float *y, siz
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
         size_t i = 0;
         for (; i + 32 <= cols; i += 32) {
-            _mm_prefetch((const char *)(wr + i) + PREFETCH_BYTES, _MM_HINT_T0);
-            _mm_prefetch((const char *)(wr + i) + PREFETCH_BYTES + 64, _MM_HINT_T0);
             a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i), _mm256_loadu_ps(x + i), a0);
             a1 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i + 8), _mm256_loadu_ps(x + i + 8), a1);
             a2 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + i + 16), _mm256_loadu_ps(x + i + 16), a2);

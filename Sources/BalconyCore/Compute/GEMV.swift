@@ -2,8 +2,7 @@ import CKernels
 
 /// Matrix-vector products for decode, where every weight is read once per token and memory
 /// bandwidth is the limit: rows are split over threads, and each thread walks its rows one after
-/// another as one sequential stream (`CKernels/gemv_f32.c`: AVX2/FMA with prefetching ahead, or
-/// portable C).
+/// another as one sequential stream (`CKernels/gemv_f32.c`: AVX2/FMA, or portable C).
 enum GEMV {
     /// `y[m, rows] = x[m, cols] · W^T` for a few rows of activations; each row's result is the
     /// same as a one-row call (`SmallBatch`).
