@@ -4,12 +4,12 @@ import CKernels
 /// bandwidth is the limit: rows are split over threads, and each thread walks its rows one after
 /// another as one sequential stream (`CKernels/gemv_f32.c`: AVX2/FMA, or portable C).
 enum GEMV {
-    /// `y[m, rows] = x[m, cols] · W^T` for a few rows of activations; each row's result is the
-    /// same as a one-row call (`SmallBatch`).
-    static func f32(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens m: Int, y: UnsafeMutablePointer<Float>) {
-        let p = w.f32, cols = w.cols, rows = w.rows
-        SmallBatch.run(rows: rows, tokens: m) { i, r in
-            balcony_f32_gemv(p, cols, x + i * cols, y + i * rows, r.lowerBound, r.upperBound)
+    /// `ys[j][m, rows_j] = x[m, cols] · W_j^T` for a few rows of activations and F32 matrices
+    /// sharing them, in one parallel pass; each row's result is the same as a one-row call.
+    static func f32(_ ws: [WeightMatrix], x: UnsafePointer<Float>, tokens m: Int, ys: [UnsafeMutablePointer<Float>]) {
+        let cols = ws[0].cols
+        SmallBatch.run(rows: ws.map(\.rows), tokens: m) { j, i, r in
+            balcony_f32_gemv(ws[j].f32, cols, x + i * cols, ys[j] + i * ws[j].rows, r.lowerBound, r.upperBound)
         }
     }
 }
@@ -24,15 +24,22 @@ enum SmallBatch {
     /// Weight rows per cache block: 16 rows of 768 floats is 48 KiB.
     static let blockRows = 16
 
-    /// Calls `body(i, rows)` for every activation row `i < tokens` and block of weight rows.
-    @inline(__always)
-    static func run(rows: Int, tokens: Int, _ body: (Int, Range<Int>) -> Void) {
-        parallelChunks(rows, minimumPerThread: 64) { range in
-            var lo = range.lowerBound
-            while lo < range.upperBound {
-                let hi = min(range.upperBound, lo + blockRows)
-                for i in 0..<tokens { body(i, lo..<hi) }
-                lo = hi
+    /// Calls `body(j, i, rows)` for every matrix `j` (with `rows[j]` rows), activation row `i < tokens`
+    /// and block of that matrix's rows. The matrices' rows are split over threads together, so
+    /// products that share their input (q, k and v; gate and up) cost one fork and join, which at
+    /// decode is a sizeable share of a small matrix's time.
+    static func run(rows: [Int], tokens: Int, _ body: (Int, Int, Range<Int>) -> Void) {
+        parallelChunks(rows.reduce(0, +), minimumPerThread: 64) { range in
+            var offset = 0
+            for (j, n) in rows.enumerated() {
+                var lo = max(range.lowerBound, offset) - offset
+                let end = min(range.upperBound, offset + n) - offset
+                while lo < end {
+                    let hi = min(end, lo + blockRows)
+                    for i in 0..<tokens { body(j, i, lo..<hi) }
+                    lo = hi
+                }
+                offset += n
             }
         }
     }
