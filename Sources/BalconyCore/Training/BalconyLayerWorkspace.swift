@@ -99,11 +99,18 @@ public final class BalconyLayerWorkspace {
     /// Runs the layer with weights `p` over `x[sequences * tokens, dim]` into `output`, saving
     /// activations for `backward`.
     public func forward(_ p: BalconyParameters, input x: UnsafePointer<Float>, sequences s: Int, tokens t: Int) {
-        precondition(s > 0 && t > 0, "empty batch")
         checkShapes(p, "balcony parameters")
+        p.withPointers { w in forward(w, input: x, sequences: s, tokens: t) }
+    }
+
+    /// `forward` with weights given as pointers (shaped for `config`, unchecked): also runs the
+    /// frozen base model's F32 layers for the teacher. `x` may be this workspace's `output`
+    /// (it is read before `output` is written).
+    func forward(_ w: BalconyWeightPointers, input x: UnsafePointer<Float>, sequences s: Int, tokens t: Int) {
+        precondition(s > 0 && t > 0, "empty batch")
         reserve(sequences: s, tokens: t)
         let c = config, n = s * t, dim = c.dim, hidden = c.hiddenDim
-        p.withPointers { w in
+        do {
             input.pointer.update(from: x, count: n * dim)
             TrainingKernels.rmsNorm(x, weight: w.attentionNorm, out: xn1.pointer, invRms: invRms1.pointer,
                                     rows: n, n: dim, eps: c.normEps)
