@@ -249,8 +249,8 @@ public final class BalconyTrainer {
         let out = try teacher.run(inputs)
         let teacherTime = Date().timeIntervalSince(clock)
         clock = Date()
-        for (e, k) in configuration.exits.enumerated() {
-            out.exitHidden[k]!.withUnsafeBufferPointer {
+        forEachExit { e in
+            out.exitHidden[configuration.exits[e]]!.withUnsafeBufferPointer {
                 workspaces[e].forward(balconies[e], input: $0.baseAddress!, sequences: batch.count, tokens: t)
             }
         }
@@ -273,12 +273,26 @@ public final class BalconyTrainer {
         let headTime = Date().timeIntervalSince(clock)
         if backward {
             clock = Date()
-            for e in workspaces.indices {
-                workspaces[e].backward(balconies[e], outputGradient: workspaces[e].outputGradient, accumulatingInto: &gradients[e])
+            gradients.withUnsafeMutableBufferPointer { grads in
+                forEachExit { e in
+                    workspaces[e].backward(balconies[e], outputGradient: workspaces[e].outputGradient, accumulatingInto: &grads[e])
+                }
             }
             balconyTime += Date().timeIntervalSince(clock)
         }
         return (result, (teacherTime, balconyTime, headTime))
+    }
+
+    /// Runs `body` for every exit: one exit per thread at a time when the exits divide evenly among
+    /// the threads (balconies are independent until the loss, and small layers run better whole on
+    /// one thread than split across threads operation by operation), else one after another with
+    /// every thread on each.
+    private func forEachExit(_ body: (Int) -> Void) {
+        if workspaces.count % ComputeThreads.count == 0 {
+            parallelTasks(workspaces.count, body)
+        } else {
+            for e in workspaces.indices { body(e) }
+        }
     }
 
     static func scale(_ r: ExitLossResult, _ s: Double) -> ExitLossResult {
