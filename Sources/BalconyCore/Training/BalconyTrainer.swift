@@ -189,7 +189,11 @@ public final class BalconyTrainer {
     public func trainStep() throws -> TrainingStepReport {
         let c = configuration
         let started = Date()
-        gradients = balconies.map { $0.zeros() }
+        if gradients.count == balconies.count {
+            for i in gradients.indices { gradients[i].setToZero() }
+        } else {
+            gradients = balconies.map { $0.zeros() }
+        }
         var sum: ExitLossResult? = nil
         var times = (0.0, 0.0, 0.0)
         for _ in 0..<c.gradientAccumulation {
@@ -246,20 +250,16 @@ public final class BalconyTrainer {
         let inputs = batch.map { Array($0.prefix(t)) }
         let targets: [Int]? = options.crossEntropyWeight > 0 ? batch.flatMap { Array($0.dropFirst().prefix(t)) } : nil
         var clock = Date()
-        let out = try teacher.run(inputs)
+        let out = try teacher.forward(inputs)
         let teacherTime = Date().timeIntervalSince(clock)
         clock = Date()
         forEachExit { e in
-            out.exitHidden[configuration.exits[e]]!.withUnsafeBufferPointer {
-                workspaces[e].forward(balconies[e], input: $0.baseAddress!, sequences: batch.count, tokens: t)
-            }
+            workspaces[e].forward(balconies[e], input: out.exitHidden[configuration.exits[e]]!, sequences: batch.count, tokens: t)
         }
         var balconyTime = Date().timeIntervalSince(clock)
         clock = Date()
         let hidden = workspaces.map { $0.output }
-        let teacherHidden = UnsafeMutablePointer<Float>.allocate(capacity: out.finalNormed.count)
-        defer { teacherHidden.deallocate() }
-        teacherHidden.initialize(from: out.finalNormed, count: out.finalNormed.count)
+        let teacherHidden = out.finalNormed
         let result: ExitLossResult
         if backward {
             result = exitLoss.lossAndGradients(teacher: teacherHidden, rows: out.rows, exitHidden: hidden,

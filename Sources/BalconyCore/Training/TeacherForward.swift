@@ -47,6 +47,16 @@ public final class TeacherForward {
 
     /// `sequences`: equal-length token sequences, each starting at position 0.
     public func run(_ sequences: [[Int]]) throws -> TeacherOutputs {
+        let out = try forward(sequences)
+        let n = out.rows * model.config.dim
+        return TeacherOutputs(
+            rows: out.rows, exitHidden: out.exitHidden.mapValues { Array(UnsafeBufferPointer(start: $0, count: n)) },
+            finalNormed: Array(UnsafeBufferPointer(start: out.finalNormed, count: n)))
+    }
+
+    /// `run` without copies: the results stay in the teacher's buffers, valid until its next call.
+    func forward(_ sequences: [[Int]]) throws
+        -> (rows: Int, exitHidden: [Int: UnsafePointer<Float>], finalNormed: UnsafePointer<Float>) {
         let c = model.config, dim = c.dim
         let t = sequences.first?.count ?? 0
         let rows = sequences.count * t
@@ -81,10 +91,7 @@ public final class TeacherForward {
                 Kernels.rmsNorm(current, weight: $0.baseAddress!, out: final + offset, rows: n * t, n: dim, eps: c.normEps)
             }
         }
-        return TeacherOutputs(
-            rows: rows,
-            exitHidden: Dictionary(uniqueKeysWithValues: zip(exits, outputs.map { Array(UnsafeBufferPointer(start: $0, count: rows * dim)) })),
-            finalNormed: Array(UnsafeBufferPointer(start: final, count: rows * dim)))
+        return (rows, Dictionary(uniqueKeysWithValues: zip(exits, outputs.map { UnsafePointer($0) })), UnsafePointer(final))
     }
 
     /// Runs base layers `layers` over a group's rows; returns where their output is (valid until
@@ -95,7 +102,7 @@ public final class TeacherForward {
         for l in layers {
             let w = model.weights.layers[l]
             if Self.isF32(w) {
-                w.withTrainingPointers { p in group.layer.forward(p, input: current, sequences: sequences, tokens: t) }
+                w.withTrainingPointers { p in group.layer.forward(p, input: current, sequences: sequences, tokens: t, backward: false) }
                 current = group.layer.output
             } else {
                 // The batched inference forward works in place.
