@@ -4,7 +4,9 @@
 Model: ../shared/models/stories260K/stories260K.bin loaded into Hugging Face transformers'
 LlamaForCausalLM (q/k rows permuted to HF order, as scripts/make_stories_fixtures.py does, which
 checks the port against llama2.c's golden output); tokenizer: the `sentencepiece` package on
-tok512.model. Writes, under Tests/BalconyCoreTests/Fixtures/eval/:
+tok512.model with its normalizer's `remove_extra_whitespaces` turned off, as llama.cpp and Hugging
+Face's LLaMA tokenizers do (sentencepiece's default would fold the double spaces that the
+harness's context/continuation split and HellaSwag's preprocessing produce). Writes, under Tests/BalconyCoreTests/Fixtures/eval/:
 
   generic.jsonl                 {"context", "choices", "label"} items (Balcony's own layout)
   hellaswag.jsonl               Rowan Zellers' hellaswag_val.jsonl layout
@@ -261,6 +263,51 @@ def block_influence(model, ids):
             "removal_order": order, "kept": kept}
 
 
+def varint(b, i):
+    value = shift = 0
+    while True:
+        x = b[i]
+        i += 1
+        value |= (x & 0x7F) << shift
+        shift += 7
+        if x < 0x80:
+            return value, i
+
+
+def encode_varint(v):
+    out = bytearray()
+    while True:
+        x, v = v & 0x7F, v >> 7
+        out.append(x | 0x80 if v else x)
+        if not v:
+            return bytes(out)
+
+
+def keep_whitespace(model_bytes):
+    """ModelProto with normalizer_spec (field 3) field 4, remove_extra_whitespaces, set to false:
+    appended to the sub-message (protobuf keeps the last value of a scalar field)."""
+    i, out = 0, bytearray()
+    while i < len(model_bytes):
+        start = i
+        key, i = varint(model_bytes, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            _, i = varint(model_bytes, i)
+        elif wire == 2:
+            n, j = varint(model_bytes, i)
+            i = j + n
+            if field == 3:
+                sub = model_bytes[j:i] + bytes([4 << 3, 0])
+                out += encode_varint(key) + encode_varint(len(sub)) + sub
+                continue
+        elif wire == 5:
+            i += 4
+        elif wire == 1:
+            i += 8
+        out += model_bytes[start:i]
+    return bytes(out)
+
+
 def write_jsonl(name, rows):
     with open(os.path.join(OUT, name), "w") as fh:
         for r in rows:
@@ -271,7 +318,9 @@ def main():
     cfg, w = load_llama2c(os.path.join(SHARED, "stories260K.bin"))
     model = build_hf(cfg, w)
     model.config._attn_implementation = "eager"
-    sp = spm.SentencePieceProcessor(model_file=os.path.join(SHARED, "tok512.model"))
+    sp = spm.SentencePieceProcessor()
+    sp.LoadFromSerializedProto(keep_whitespace(open(os.path.join(SHARED, "tok512.model"), "rb").read()))
+    assert sp.encode("very  cold") == [399, 410, 280, 414, 341], "double spaces are kept"
     os.makedirs(OUT, exist_ok=True)
     write_jsonl("generic.jsonl", GENERIC)
     write_jsonl("hellaswag.jsonl", HELLASWAG)
