@@ -25,7 +25,8 @@ struct EvalCommand: AsyncParsableCommand {
     var randomInitExits: String?
     @Option(parsing: .upToNextOption, help: "Text files to evaluate on.") var data: [String] = []
     @Option(parsing: .upToNextOption, help: "Multiple-choice task files (JSON Lines), optionally FORMAT:PATH.") var tasks: [String] = []
-    @Option(help: "Baselines: early-exit, shortgpt, both comma-separated, or none.") var baselines: String = "early-exit,shortgpt"
+    static let defaultBaselines = "early-exit,shortgpt"
+    @Option(help: "Baselines: early-exit, shortgpt, both comma-separated, or none.") var baselines: String = defaultBaselines
     @Flag(help: .hidden) var noBaseline = false
     @Option(help: "Depths of the baselines (default: the balconies' exits, or every depth without balconies).") var exits: String?
     @Option(help: "Evaluate at most this many tokens per data file.") var maxTokens: Int = 20000
@@ -51,7 +52,15 @@ struct EvalCommand: AsyncParsableCommand {
             let rt = try await options.load()
             let tok = try rt.requiredTokenizer
             let c = rt.model.config
-            let chosenBaselines = noBaseline ? [] : try Baseline.parseList(baselines)
+            var chosenBaselines = noBaseline ? [] : try Baseline.parseList(baselines)
+            if calibration == nil && data.isEmpty && chosenBaselines.contains(.shortGPT) {
+                // Block Influence needs text; the default list quietly drops ShortGPT without it.
+                guard baselinesDefaulted else {
+                    throw ValidationError("the shortgpt baseline needs calibration text: pass --calibration FILE (or --data)")
+                }
+                printError("note: no --data or --calibration text for ShortGPT's Block Influence; evaluating without the shortgpt baseline")
+                chosenBaselines.removeAll { $0 == .shortGPT }
+            }
             let variants = try loadVariants(rt)
             let depths = try exits.map(parseExitList) ?? {
                 let trained = Set(variants.flatMap { $0.model.exits }).sorted()
@@ -62,9 +71,6 @@ struct EvalCommand: AsyncParsableCommand {
                 maxTokens: maxTokens, window: min(window ?? c.contextLength, c.contextLength), baselines: chosenBaselines, depths: depths,
                 numFewshot: numFewshot, seed: seed, speedTokens: speedTokens, calibrationFile: calibration ?? data.first,
                 calibrationTokens: calibrationTokens, threads: ComputeThreads.count)
-            if chosenBaselines.contains(.shortGPT) && settings.calibrationFile == nil {
-                throw ValidationError("the shortgpt baseline needs calibration text: pass --calibration FILE (or --data)")
-            }
             let suite = EvaluationSuite(base: rt.model, modelPath: rt.path, tokenizer: tok, variants: variants, settings: settings)
             let bar = ProgressBar()
             let results = try suite.run(dataFiles: data, taskFiles: tasks) { stage, done, total in
@@ -102,6 +108,8 @@ struct EvalCommand: AsyncParsableCommand {
         }
         return out
     }
+
+    var baselinesDefaulted: Bool { !CommandLine.arguments.contains("--baselines") }
 
     func loadVariants(_ rt: LoadedRuntime) throws -> [BalconyVariant] {
         let given = labels.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
