@@ -29,7 +29,8 @@ cos(input of layer i, output of layer i), taken with forward hooks on the HF dec
 the first CAL_TOKENS tokens of ../shared/data/tinystories/heldout.txt (BOS + sentencepiece ids) in
 non-overlapping windows of 512, in float64.
 
-Run: python3 scripts/make_eval_fixtures.py   (torch, transformers, sentencepiece, numpy)
+Run: python3 scripts/make_eval_fixtures.py   (torch, transformers, sentencepiece, numpy; imports the
+     helpers of make_stories_fixtures.py and make_tokenizer_fixtures.py, so also `tokenizers`, `gguf`)
 """
 import json
 import os
@@ -42,6 +43,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_stories_fixtures import SHARED, build_hf, load_llama2c  # noqa: E402
+from make_tokenizer_fixtures import without_extra_whitespace_removal  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "BalconyCoreTests", "Fixtures", "eval")
@@ -263,51 +265,6 @@ def block_influence(model, ids):
             "removal_order": order, "kept": kept}
 
 
-def varint(b, i):
-    value = shift = 0
-    while True:
-        x = b[i]
-        i += 1
-        value |= (x & 0x7F) << shift
-        shift += 7
-        if x < 0x80:
-            return value, i
-
-
-def encode_varint(v):
-    out = bytearray()
-    while True:
-        x, v = v & 0x7F, v >> 7
-        out.append(x | 0x80 if v else x)
-        if not v:
-            return bytes(out)
-
-
-def keep_whitespace(model_bytes):
-    """ModelProto with normalizer_spec (field 3) field 4, remove_extra_whitespaces, set to false:
-    appended to the sub-message (protobuf keeps the last value of a scalar field)."""
-    i, out = 0, bytearray()
-    while i < len(model_bytes):
-        start = i
-        key, i = varint(model_bytes, i)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            _, i = varint(model_bytes, i)
-        elif wire == 2:
-            n, j = varint(model_bytes, i)
-            i = j + n
-            if field == 3:
-                sub = model_bytes[j:i] + bytes([4 << 3, 0])
-                out += encode_varint(key) + encode_varint(len(sub)) + sub
-                continue
-        elif wire == 5:
-            i += 4
-        elif wire == 1:
-            i += 8
-        out += model_bytes[start:i]
-    return bytes(out)
-
-
 def write_jsonl(name, rows):
     with open(os.path.join(OUT, name), "w") as fh:
         for r in rows:
@@ -319,7 +276,7 @@ def main():
     model = build_hf(cfg, w)
     model.config._attn_implementation = "eager"
     sp = spm.SentencePieceProcessor()
-    sp.LoadFromSerializedProto(keep_whitespace(open(os.path.join(SHARED, "tok512.model"), "rb").read()))
+    sp.LoadFromSerializedProto(without_extra_whitespace_removal(open(os.path.join(SHARED, "tok512.model"), "rb").read()))
     assert sp.encode("very  cold") == [399, 410, 280, 414, 341], "double spaces are kept"
     os.makedirs(OUT, exist_ok=True)
     write_jsonl("generic.jsonl", GENERIC)

@@ -5,8 +5,8 @@ import Foundation
 public struct LanguageModelRow: Sendable, Codable, Equatable {
     /// `EvaluationMethod.method`: "full", "balcony", "balcony:LABEL", "early-exit", "shortgpt".
     public var method: String
-    /// Exit depth, nil for the full model.
-    public var exit: Int?
+    /// Exit depth, null for the full model.
+    @NullWhenAbsent public var exit: Int?
     /// Fraction of the full model's per-token cost (bytes of weights read per decoded token).
     public var cost: Double
     /// exp(mean NLL per token).
@@ -29,22 +29,6 @@ public struct LanguageModelRow: Sendable, Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case method, exit, cost, perplexity, bitsPerByte = "bits_per_byte", kl, agreement, meanNLL = "mean_nll", tokens, bytes
         case tokensPerSecond = "tokens_per_s"
-    }
-
-    /// Encodes `exit` as null for the full model (the schema lists the key on every row).
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(method, forKey: .method)
-        try c.encode(exit, forKey: .exit)
-        try c.encode(cost, forKey: .cost)
-        try c.encode(perplexity, forKey: .perplexity)
-        try c.encode(bitsPerByte, forKey: .bitsPerByte)
-        try c.encode(kl, forKey: .kl)
-        try c.encode(agreement, forKey: .agreement)
-        try c.encode(meanNLL, forKey: .meanNLL)
-        try c.encode(tokens, forKey: .tokens)
-        try c.encode(bytes, forKey: .bytes)
-        try c.encodeIfPresent(tokensPerSecond, forKey: .tokensPerSecond)
     }
 }
 
@@ -133,5 +117,24 @@ public enum LanguageModelEvaluation {
     /// Bytes each token adds to the decoded text, following the tokenizer's decoding rules.
     public static func tokenBytes(_ tokens: [Int], tokenizer: any Tokenizer) -> [Int] {
         tokens.indices.map { i in tokenizer.bytes(for: tokens[i], previous: i > 0 ? tokens[i - 1] : nil).count }
+    }
+}
+
+/// An optional that is written as JSON `null` when absent instead of being left out, so every row
+/// of `results.json` lists the same keys (`"exit": null` for the full model).
+@propertyWrapper
+public struct NullWhenAbsent<Value: Codable & Sendable & Equatable>: Codable, Sendable, Equatable {
+    public var wrappedValue: Value?
+
+    public init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        wrappedValue = c.decodeNil() ? nil : try c.decode(Value.self)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        if let wrappedValue { try c.encode(wrappedValue) } else { try c.encodeNil() }
     }
 }

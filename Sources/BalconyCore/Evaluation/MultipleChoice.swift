@@ -147,21 +147,11 @@ public enum MultipleChoice {
 /// Accuracy of one method on one task (a row of `results.json`'s `tasks[].rows`).
 public struct TaskRow: Sendable, Codable, Equatable {
     public var method: String
-    public var exit: Int?
+    @NullWhenAbsent public var exit: Int?
     public var cost: Double
     public var acc: Double
     public var accNorm: Double
     public var items: Int
 
     enum CodingKeys: String, CodingKey { case method, exit, cost, acc, accNorm = "acc_norm", items }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(method, forKey: .method)
-        try c.encode(exit, forKey: .exit)
-        try c.encode(cost, forKey: .cost)
-        try c.encode(acc, forKey: .acc)
-        try c.encode(accNorm, forKey: .accNorm)
-        try c.encode(items, forKey: .items)
-    }
 }

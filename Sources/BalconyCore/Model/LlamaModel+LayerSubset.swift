@@ -13,9 +13,10 @@ extension LlamaModel {
         }
     }
 
-    /// Like `forward(_:cache:outputs:)`, but runs only the base layers in `layers` (ascending), then
-    /// the final norm and the head. Each kept layer uses its own KV cache, so decoding one token at
-    /// a time works as with the full model.
+    /// Runs `tokens` through the base layers in `layers` (ascending; all of them for the full model)
+    /// after the positions already in `cache`, appends them to the cache, and returns the logits of
+    /// the final norm and head, `[vocab]` for the last token or `[tokens, vocab]` for all. Each
+    /// layer uses its own KV cache, so decoding one token at a time works for any subset.
     public func forward(_ tokens: [Int], cache: KVCache, layers: [Int], outputs: Outputs = .last) throws -> [Float] {
         try validate(layerSubset: layers)
         try check(tokens: tokens, cache: cache)
