@@ -104,10 +104,13 @@ public struct QualityCostChart: Sendable {
             let pts = ser.points.filter { $0.quality.isFinite && (!logScale || $0.quality > 0) }
             s += "<g class=\"series\" data-method=\"\(Self.escape(ser.method))\" stroke=\"\(color)\" fill=\"\(color)\">\n"
             s += "<polyline fill=\"none\" stroke-width=\"2\" points=\"\(pts.map { "\(f(tx($0.cost))),\(f(ty($0.quality)))" }.joined(separator: " "))\"/>\n"
+            // Labels of series that share a point (ShortGPT keeping the first k layers is early exit)
+            // alternate above and below it.
+            let dy = i % 2 == 0 ? -6.0 : 14.0
             for p in pts {
                 let x = tx(p.cost), y = ty(p.quality)
                 s += "<circle cx=\"\(f(x))\" cy=\"\(f(y))\" r=\"4\"><title>\(Self.escape(ser.method)) exit \(Self.escape(p.label)): cost \(String(format: "%.3f", p.cost)), \(Self.tickLabel(p.quality))</title></circle>"
-                s += "<text x=\"\(f(x + 6))\" y=\"\(f(y - 6))\" stroke=\"none\" font-size=\"10\">\(Self.escape(p.label))</text>\n"
+                s += "<text x=\"\(f(x + 6))\" y=\"\(f(y + dy))\" stroke=\"none\" font-size=\"10\">\(Self.escape(p.label))</text>\n"
             }
             s += "</g>\n"
         }
@@ -129,7 +132,8 @@ public struct QualityCostChart: Sendable {
     }
 
     static func tickLabel(_ v: Double) -> String {
-        if v == v.rounded() && abs(v) < 1e6 { return String(format: "%.0f", v) }
+        if abs(v) >= 1e5 { return String(format: "%.0e", v) }
+        if v == v.rounded() { return String(format: "%.0f", v) }
         return abs(v) >= 10 ? String(format: "%.1f", v) : String(format: "%.3g", v)
     }
 
