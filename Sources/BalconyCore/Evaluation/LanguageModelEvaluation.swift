@@ -49,8 +49,7 @@ public struct LanguageModelTally: Sendable, Equatable {
         var d = 0.0
         var fullArg = 0, methodArg = 0
         for v in 0..<vocab {
-            let lp = Double(full[v])
-            d += exp(lp) * (lp - Double(method[v]))
+            d += Double(expf(full[v])) * Double(full[v] - method[v])
             if full[v] > full[fullArg] { fullArg = v }
             if method[v] > method[methodArg] { methodArg = v }
         }
@@ -85,9 +84,16 @@ public enum LanguageModelEvaluation {
         let total = max(tokens.count - 1, 0) * methods.count
         for w in Perplexity.windows(count: tokens.count, window: window) {
             let win = Array(tokens[w.range])
-            let fullLP = logProbabilities(try full.logits(win), rows: win.count, vocab: vocab)
+            // Row j of a window's logits predicts position begin + j + 1: only the scored rows matter.
+            let rows = (w.scored.lowerBound - w.range.lowerBound - 1)..<(w.scored.upperBound - w.range.lowerBound - 1)
+            var fullLP = try full.logits(win)
+            logSoftmax(&fullLP, rows: rows, vocab: vocab)
             for (m, method) in methods.enumerated() {
-                let lp = method.method == "full" ? fullLP : logProbabilities(try method.logits(win), rows: win.count, vocab: vocab)
+                var lp = fullLP
+                if method.method != "full" {
+                    lp = try method.logits(win)
+                    logSoftmax(&lp, rows: rows, vocab: vocab)
+                }
                 fullLP.withUnsafeBufferPointer { f in
                     lp.withUnsafeBufferPointer { q in
                         for pos in w.scored {
@@ -104,13 +110,10 @@ public enum LanguageModelEvaluation {
         return zip(methods, tallies).map { $1.row(method: $0.method, exit: $0.exit, cost: $0.cost) }
     }
 
-    /// Row-wise log-softmax of `logits[rows, vocab]`.
-    static func logProbabilities(_ logits: [Float], rows: Int, vocab: Int) -> [Float] {
-        [Float](unsafeUninitializedCapacity: rows * vocab) { out, n in
-            logits.withUnsafeBufferPointer { l in
-                for r in 0..<rows { Kernels.logSoftmax(l.baseAddress! + r * vocab, vocab, out: out.baseAddress! + r * vocab) }
-            }
-            n = rows * vocab
+    /// Log-softmax, in place, of the rows `rows` of `logits[_, vocab]` (the others are left as they are).
+    static func logSoftmax(_ logits: inout [Float], rows: Range<Int>, vocab: Int) {
+        logits.withUnsafeMutableBufferPointer { l in
+            for r in rows { Kernels.logSoftmax(l.baseAddress! + r * vocab, vocab, out: l.baseAddress! + r * vocab) }
         }
     }
 

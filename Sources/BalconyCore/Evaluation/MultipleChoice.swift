@@ -73,11 +73,11 @@ public enum MultipleChoice {
         guard !continuation.isEmpty, continuation.count <= input.count else {
             preconditionFailure("a continuation of \(continuation.count) tokens fits the context and has context before it")
         }
-        let logits = try method.logits(input)
-        let lp = LanguageModelEvaluation.logProbabilities(logits, rows: input.count, vocab: vocab)
+        let firstRow = input.count - continuation.count
+        var lp = try method.logits(input)
+        LanguageModelEvaluation.logSoftmax(&lp, rows: firstRow..<input.count, vocab: vocab)
         var total = 0.0
         var greedy = true
-        let firstRow = input.count - continuation.count
         lp.withUnsafeBufferPointer { p in
             for (j, t) in continuation.enumerated() {
                 let row = UnsafeBufferPointer(rebasing: p[((firstRow + j) * vocab)..<((firstRow + j + 1) * vocab)])
