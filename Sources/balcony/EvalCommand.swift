@@ -35,7 +35,7 @@ struct EvalCommand: AsyncParsableCommand {
     @Option(help: "Seed of the few-shot draws.") var seed: UInt64 = 1234
     @Option(help: "Calibration text of ShortGPT's Block Influence (default: the first --data file).") var calibration: String?
     @Option(help: "Calibration tokens for Block Influence.") var calibrationTokens: Int = 4096
-    @Option(help: "Greedy decode steps per method to measure tokens/s (0 = skip).") var speedTokens: Int = 32
+    @Option(help: "Greedy decode steps per method to measure tokens/s (0 = skip).") var speedTokens: Int = 128
     @Option(help: "Write results.json, report.md and quality-vs-cost.svg into this folder.") var out: String?
     @Flag(help: "Print results.json to stdout instead of the report.") var json = false
 

@@ -76,7 +76,7 @@ public struct EvaluationSettings: Sendable, Codable {
     }
 
     public init(maxTokens: Int? = nil, window: Int, baselines: [Baseline] = Baseline.allCases, depths: [Int], numFewshot: Int = 0,
-                seed: UInt64 = 1234, speedTokens: Int = 32, calibrationFile: String? = nil, calibrationTokens: Int = 4096, threads: Int = 1) {
+                seed: UInt64 = 1234, speedTokens: Int = 128, calibrationFile: String? = nil, calibrationTokens: Int = 4096, threads: Int = 1) {
         self.maxTokens = maxTokens
         self.window = window
         self.baselines = baselines
@@ -231,7 +231,7 @@ public struct EvaluationSuite: Sendable {
         if settings.speedTokens > 0 {
             var seconds: [Double] = []
             for (i, m) in methods.enumerated() {
-                seconds.append(try m.decodeSecondsPerToken(tokens: min(settings.speedTokens, c.contextLength - 1), repeats: 3, vocab: c.vocabSize))
+                seconds.append(try m.decodeSecondsPerToken(tokens: min(settings.speedTokens, c.contextLength - 1), repeats: 5, vocab: c.vocabSize))
                 progress("decode speed", i + 1, methods.count)
             }
             speed = zip(methods, seconds).map { m, s in
