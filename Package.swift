@@ -11,6 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -27,10 +28,16 @@ let package = Package(
             dependencies: ["CKernels", .target(name: "CBLAS", condition: .when(platforms: [.linux]))],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        // The HTTP layer of `balcony serve`; BalconyCore stays free of server dependencies.
+        .target(
+            name: "BalconyServer",
+            dependencies: ["BalconyCore", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
         .executableTarget(
             name: "balcony",
             dependencies: [
                 "BalconyCore",
+                "BalconyServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -41,6 +48,8 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "BalconyCLITests", dependencies: ["BalconyCore", "balcony"], exclude: ["Fixtures"]),
+        // Starts the built `balcony serve` and drives it with curl and the `openai` Python client (pip install openai).
+        .testTarget(name: "BalconyServerTests", dependencies: ["balcony"], exclude: ["openai_clients.py"]),
     ],
     swiftLanguageModes: [.v6]
 )
