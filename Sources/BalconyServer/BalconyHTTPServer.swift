@@ -3,6 +3,8 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import ServiceLifecycle
+import UnixSignals
 
 /// What `balcony serve` was told.
 public struct ServerConfiguration: Sendable {
@@ -57,7 +59,21 @@ public struct BalconyHTTPServer: Sendable {
                 onListening(address)
             },
             logger: logger)
-        try await app.runService()
+        // Trap the signals before the listener exists, so that SIGINT/SIGTERM can never kill a server
+        // that has already said it listens (ServiceGroup would install its own handlers a little later).
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                for await _ in signals {
+                    await group.triggerGracefulShutdown()
+                    break
+                }
+            }
+            // Graceful shutdown closes the listener and lets open requests finish; then run returns.
+            try await group.run()
+            tasks.cancelAll()
+        }
         await engine.drain()
     }
 
