@@ -1,6 +1,7 @@
 #include "ckernels.h"
 #include <stdint.h>
 #include <string.h>
+#include <math.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -28,7 +29,21 @@ static float fp16_to_fp32(uint16_t h) {
     return f;
 }
 
-static void gemv_portable(const uint8_t *w, size_t cols, const float *x, float *y, size_t r0, size_t r1) {
+/// Activations quantized like GGML's Q8_0 reference: d = max|x| / 127, q = round(x / d).
+void balcony_q8_0_quantize_activations(const float *x, size_t cols, int8_t *q, float *d) {
+    for (size_t b = 0; b < cols / QK; b++) {
+        const float *xb = x + b * QK;
+        float amax = 0;
+        for (int j = 0; j < QK; j++) { float a = xb[j] < 0 ? -xb[j] : xb[j]; if (a > amax) amax = a; }
+        float db = amax / 127.0f;
+        float id = db != 0 ? 1.0f / db : 0.0f;
+        d[b] = db;
+        for (int j = 0; j < QK; j++) q[b * QK + j] = (int8_t)roundf(xb[j] * id);
+    }
+}
+
+/// Per block: an exact int32 dot of the two int8 vectors, scaled by both blocks' scales.
+static void gemv_q8_portable(const uint8_t *w, size_t cols, const int8_t *xq, const float *xd, float *y, size_t r0, size_t r1) {
     size_t blocks = cols / QK;
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *p = w + r * blocks * BLOCK_BYTES;
@@ -37,10 +52,10 @@ static void gemv_portable(const uint8_t *w, size_t cols, const float *x, float *
             uint16_t h;
             memcpy(&h, p, 2);
             const int8_t *q = (const int8_t *)(p + 2);
-            const float *xb = x + b * QK;
-            float s = 0;
-            for (int j = 0; j < QK; j++) s += (float)q[j] * xb[j];
-            acc += fp16_to_fp32(h) * s;
+            const int8_t *xb = xq + b * QK;
+            int32_t s = 0;
+            for (int j = 0; j < QK; j++) s += (int32_t)q[j] * (int32_t)xb[j];
+            acc += fp16_to_fp32(h) * xd[b] * (float)s;
         }
         y[r] = acc;
     }
@@ -62,14 +77,14 @@ static void dequantize_portable(const uint8_t *w, size_t cols, float *out, size_
 }
 
 #ifdef BALCONY_X86
+/// Eight int32 partial sums of the 32 products w[j] * x[j], as floats (the sign trick lets
+/// maddubs multiply signed by signed: |w| * (x * sign(w)); no saturation, |x| <= 127).
 __attribute__((target("avx2,fma,f16c")))
-static inline __m256 block_dot(const uint8_t *p, const float *xb) {
-    const int8_t *q = (const int8_t *)(p + 2);
-    __m256 s = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 0)))), _mm256_loadu_ps(xb + 0));
-    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8)))), _mm256_loadu_ps(xb + 8), s);
-    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 16)))), _mm256_loadu_ps(xb + 16), s);
-    s = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 24)))), _mm256_loadu_ps(xb + 24), s);
-    return s;
+static inline __m256 block_dot_i8(const uint8_t *p, const int8_t *xb) {
+    __m256i w = _mm256_loadu_si256((const __m256i *)(p + 2));
+    __m256i x = _mm256_loadu_si256((const __m256i *)xb);
+    __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
 
 __attribute__((target("avx2,fma,f16c")))
@@ -81,34 +96,38 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(lo);
 }
 
-/// Two rows at a time so each x block is loaded once for both.
 __attribute__((target("avx2,fma,f16c")))
-static void gemv_avx2(const uint8_t *w, size_t cols, const float *x, float *y, size_t r0, size_t r1) {
+static inline __m256 block_step(const uint8_t *p, const int8_t *xb, float dx, __m256 acc) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(h) * dx), block_dot_i8(p, xb), acc);
+}
+
+/// Four rows at a time so each activation block is loaded once for all four. Every row gets the
+/// same sequence of operations whether it is in a group of four or in the tail, so a row's result
+/// never depends on which rows are computed with it.
+__attribute__((target("avx2,fma,f16c")))
+static void gemv_q8_avx2(const uint8_t *w, size_t cols, const int8_t *xq, const float *xd, float *y, size_t r0, size_t r1) {
     size_t blocks = cols / QK;
     size_t rowBytes = blocks * BLOCK_BYTES;
     size_t r = r0;
-    for (; r + 2 <= r1; r += 2) {
-        const uint8_t *p0 = w + r * rowBytes, *p1 = p0 + rowBytes;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        for (size_t b = 0; b < blocks; b++, p0 += BLOCK_BYTES, p1 += BLOCK_BYTES) {
-            const float *xb = x + b * QK;
-            uint16_t h0, h1;
-            memcpy(&h0, p0, 2);
-            memcpy(&h1, p1, 2);
-            a0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(h0)), block_dot(p0, xb), a0);
-            a1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(h1)), block_dot(p1, xb), a1);
+    for (; r + 4 <= r1; r += 4) {
+        const uint8_t *p0 = w + r * rowBytes, *p1 = p0 + rowBytes, *p2 = p1 + rowBytes, *p3 = p2 + rowBytes;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (size_t b = 0; b < blocks; b++) {
+            const int8_t *xb = xq + b * QK;
+            size_t o = b * BLOCK_BYTES;
+            a0 = block_step(p0 + o, xb, xd[b], a0);
+            a1 = block_step(p1 + o, xb, xd[b], a1);
+            a2 = block_step(p2 + o, xb, xd[b], a2);
+            a3 = block_step(p3 + o, xb, xd[b], a3);
         }
-        y[r] = hsum(a0);
-        y[r + 1] = hsum(a1);
+        y[r] = hsum(a0); y[r + 1] = hsum(a1); y[r + 2] = hsum(a2); y[r + 3] = hsum(a3);
     }
     for (; r < r1; r++) {
         const uint8_t *p = w + r * rowBytes;
         __m256 a = _mm256_setzero_ps();
-        for (size_t b = 0; b < blocks; b++, p += BLOCK_BYTES) {
-            uint16_t h;
-            memcpy(&h, p, 2);
-            a = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(h)), block_dot(p, x + b * QK), a);
-        }
+        for (size_t b = 0; b < blocks; b++) a = block_step(p + b * BLOCK_BYTES, xq + b * QK, xd[b], a);
         y[r] = hsum(a);
     }
 }
@@ -142,11 +161,11 @@ static int has_avx2(void) {
 }
 #endif
 
-void balcony_q8_0_gemv(const void *w, size_t cols, const float *x, float *y, size_t r0, size_t r1) {
+void balcony_q8_0_gemv_q8(const void *w, size_t cols, const int8_t *xq, const float *xd, float *y, size_t r0, size_t r1) {
 #ifdef BALCONY_X86
-    if (has_avx2()) { gemv_avx2((const uint8_t *)w, cols, x, y, r0, r1); return; }
+    if (has_avx2()) { gemv_q8_avx2((const uint8_t *)w, cols, xq, xd, y, r0, r1); return; }
 #endif
-    gemv_portable((const uint8_t *)w, cols, x, y, r0, r1);
+    gemv_q8_portable((const uint8_t *)w, cols, xq, xd, y, r0, r1);
 }
 
 void balcony_q8_0_dequantize_rows(const void *w, size_t cols, float *out, size_t r0, size_t r1) {

@@ -48,12 +48,18 @@ import Testing
         }
         f.output = .owned(rows: q.output.rows, cols: q.output.cols, values: q.output.toFloats())
         let mq = try LlamaModel(weights: q), mf = try LlamaModel(weights: f)
-        // Prefill (dequantized tiles + SGEMM) and decode (block kernel) both against F32.
-        #expect(maxDiff(try mq.forward(Self.tokens, cache: mq.makeCache(), outputs: .all),
-                        try mf.forward(Self.tokens, cache: mf.makeCache(), outputs: .all)) < 1e-4)
+        // Prefill beyond the small-batch limit (dequantized tiles + SGEMM) against F32.
+        let long = Self.tokens + Self.tokens
+        #expect(long.count > Linear.rowInvariantLimit)
+        #expect(maxDiff(try mq.forward(long, cache: mq.makeCache(), outputs: .all),
+                        try mf.forward(long, cache: mf.makeCache(), outputs: .all)) < 1e-4)
+        // Decode rounds activations to int8 blocks as llama.cpp does (exact rule: SmallBatchTests):
+        // close to F32, not equal: within 5 % of the largest logit on this dim-32 model, whose rows are
+        // single blocks (about 3 % seen). A float-activation kernel would be within 1e-4.
         let cq = mq.makeCache(), cf = mf.makeCache()
         for t in Self.tokens {
-            #expect(maxDiff(try mq.forward([t], cache: cq), try mf.forward([t], cache: cf)) < 1e-4)
+            let a = try mq.forward([t], cache: cq), b = try mf.forward([t], cache: cf)
+            #expect(maxDiff(a, b) < 0.05 * b.map(abs).max()!)
         }
     }
 

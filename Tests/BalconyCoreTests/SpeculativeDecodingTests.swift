@@ -37,6 +37,25 @@ struct ToyTokenizer: Tokenizer {
         }
     }
 
+    /// The verification pass (layers k..N-1 over the drafted positions at once) gives exactly the
+    /// logits that decoding the same tokens one by one at full depth gives, not just close ones, so
+    /// greedy speculative output cannot differ from greedy output even at a near-tie.
+    @Test(arguments: [1, 3])
+    func verificationLogitsAreBitIdenticalToDecoding(draftExit: Int) throws {
+        let m = try ExitSwitchingTests.model()
+        let prompt = [1, 5, 9, 33, 2, 17], drafts = [63, 40, 8, 8, 12]
+        let drafting = m.makeCache(), decoding = m.makeCache()
+        _ = try m.forward(prompt, cache: drafting, exit: .full)
+        _ = try m.forward(prompt, cache: decoding, exit: .full)
+        var expected: [Float] = []
+        for t in drafts {
+            _ = try m.forward([t], cache: drafting, exit: .exit(draftExit))
+            expected += try m.forward([t], cache: decoding, exit: .full)
+        }
+        let verified = try m.logits(cache: drafting, exit: .full, from: prompt.count)
+        #expect(verified == expected)
+    }
+
     /// The benchmark's oracle mode: drafts are the full model's own greedy tokens, so all are accepted.
     @Test func oracleDraftsAreAllAccepted() throws {
         let m = try ExitSwitchingTests.model()

@@ -11,28 +11,11 @@ enum Attention {
         let group = c.headCount / c.kvHeadCount
         let scale = 1 / Float(hd).squareRoot()
         let qDim = c.qDim, kvDim = c.kvDim
-        if tokens == 1 {
-            // Decode: one query per head; heads run in parallel, each with its own score row.
-            parallelChunks(c.headCount, minimumPerThread: 1) { heads in
-                for h in heads {
-                    let kvh = h / group
-                    let qh = q + h * hd
-                    let s = scores + h * length
-                    for j in 0..<length {
-                        let kj = cache.keys + j * kvDim + kvh * hd
-                        var dot: Float = 0
-                        for i in 0..<hd { dot += qh[i] * kj[i] }
-                        s[j] = dot * scale
-                    }
-                    Kernels.softmax(s, length)
-                    let o = out + h * hd
-                    for i in 0..<hd { o[i] = 0 }
-                    for j in 0..<length {
-                        let vj = cache.values + j * kvDim + kvh * hd
-                        let p = s[j]
-                        for i in 0..<hd { o[i] += p * vj[i] }
-                    }
-                }
+        if tokens <= Linear.rowInvariantLimit {
+            // Decode and small batches: each query exactly as a one-token decode step computes it, so
+            // a speculative verification or a short chunk gives bit-identical results to decoding.
+            for t in 0..<tokens {
+                attendOne(q: q + t * qDim, cache: cache, length: start + t + 1, config: c, scores: scores, out: out + t * qDim)
             }
             return
         }
@@ -51,6 +34,36 @@ enum Attention {
             }
             BLAS.gemmNN(m: tokens, n: hd, k: length, a: scores, lda: length,
                         b: cache.values + kvh * hd, ldb: kvDim, c: out + h * hd, ldc: qDim)
+        }
+    }
+
+    /// One query per head over cache rows `0 ..< length`; heads run in parallel, each with its own
+    /// row of `scores` (`heads * length` floats).
+    private static func attendOne(q: UnsafePointer<Float>, cache: LayerKVCache, length: Int, config c: LlamaConfig,
+                                  scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        let hd = c.headDim, kvDim = c.kvDim
+        let group = c.headCount / c.kvHeadCount
+        let scale = 1 / Float(hd).squareRoot()
+        parallelChunks(c.headCount, minimumPerThread: 1) { heads in
+            for h in heads {
+                let kvh = h / group
+                let qh = q + h * hd
+                let s = scores + h * length
+                for j in 0..<length {
+                    let kj = cache.keys + j * kvDim + kvh * hd
+                    var dot: Float = 0
+                    for i in 0..<hd { dot += qh[i] * kj[i] }
+                    s[j] = dot * scale
+                }
+                Kernels.softmax(s, length)
+                let o = out + h * hd
+                for i in 0..<hd { o[i] = 0 }
+                for j in 0..<length {
+                    let vj = cache.values + j * kvDim + kvh * hd
+                    let p = s[j]
+                    for i in 0..<hd { o[i] += p * vj[i] }
+                }
+            }
         }
     }
 }

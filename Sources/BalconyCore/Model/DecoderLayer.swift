@@ -1,16 +1,5 @@
-/// One sequence's rows in a batched layer pass: `count` consecutive rows of the activations, at
-/// positions `start ..< start + count` of that sequence, whose keys and values go to `cache`.
-public struct LayerRows {
-    public let cache: LayerKVCache
-    public let start: Int
-    public let count: Int
-
-    public init(cache: LayerKVCache, start: Int, count: Int) {
-        self.cache = cache
-        self.start = start
-        self.count = count
-    }
-}
+/// One sequence's rows in a batched layer pass: its keys and values go to a layer's cache.
+public typealias LayerRows = SequenceRows<LayerKVCache>
 
 /// One LLaMA decoder layer, the same code for base layers and balcony layers:
 /// `x += Attn(RMSNorm(x)); x += MLP(RMSNorm(x))`, with q/k/v biases when the weights have them.

@@ -50,15 +50,18 @@ public final class KVCache {
     public var byteCount: Int { layers.reduce(0) { $0 + $1.byteCount } }
 }
 
-/// One sequence's rows in a batched forward pass (`LlamaModel.runLayers(_:x:batch:scratch:)`):
-/// `count` consecutive rows at positions `start ..< start + count`, with `cache` holding the
-/// positions before them. The caller advances `cache.count` afterwards.
-public struct BatchRows {
-    public let cache: KVCache
+/// One sequence's rows in a batched forward pass (`LlamaModel.runLayers(_:x:batch:scratch:)`).
+public typealias BatchRows = SequenceRows<KVCache>
+
+/// One sequence's share of a batch: `count` consecutive rows of the activations, at positions
+/// `start ..< start + count`, with `cache` (the sequence's whole cache, or one layer's) holding the
+/// positions before them. The caller advances the cache's count afterwards.
+public struct SequenceRows<Cache> {
+    public let cache: Cache
     public let start: Int
     public let count: Int
 
-    public init(cache: KVCache, start: Int, count: Int) {
+    public init(cache: Cache, start: Int, count: Int) {
         self.cache = cache
         self.start = start
         self.count = count

@@ -156,7 +156,7 @@ public final class ExitLoss {
                                         out: stacked.pointer + (1 + e) * c * dim, invRms: invRms.pointer + e * c,
                                         rows: c, n: dim, eps: config.normEps)
             }
-            Linear.forward(head, x: stacked.pointer, tokens: (exits + 1) * c, y: logits.pointer)
+            Linear.forwardFloatActivations(head, x: stacked.pointer, tokens: (exits + 1) * c, y: logits.pointer)
             teacherDistributions(rows: c, temperature: o.temperature)
             exitTerms(rows: c, exits: exits, first: lo, targets: targets, terms: rowTerms,
                       gradients: hiddenGradients != nil)
