@@ -11,7 +11,7 @@ extension BalconyModel {
     /// Most rows one decode call takes: matrix products up to this many rows give every row the
     /// arithmetic of a one-row product (`Linear.rowInvariantLimit`), which is what makes batched
     /// decoding batch-invariant.
-    static let decodeBatchLimit = 16
+    static let decodeBatchLimit = Linear.rowInvariantLimit
 
     /// Depth a row runs base layers to: k for exit k, N for the full model.
     func depth(_ choice: ExitChoice) -> Int {
