@@ -57,8 +57,6 @@ let package = Package(
             exclude: ["Fixtures"]
         ),
         .testTarget(name: "BalconyCLITests", dependencies: ["BalconyCore", "balcony"], exclude: ["Fixtures"]),
-        // Starts the built `balcony serve` and drives it with curl and the `openai` Python client (pip install openai).
-        .testTarget(name: "BalconyServerTests", dependencies: ["balcony"], exclude: ["openai_clients.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,21 +2,7 @@ import Foundation
 
 /// A `balcony serve` process on a free loopback port, started as a user would start it.
 final class ServerProcess: @unchecked Sendable {
-    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let shared = packageRoot.deletingLastPathComponent().appendingPathComponent("shared")
-    static let stories = shared.appendingPathComponent("models/stories260K/stories260K.bin").path
-    static let clientScript = packageRoot.appendingPathComponent("Tests/BalconyServerTests/openai_clients.py").path
-
-    /// The executable next to the test bundle (SwiftPM builds both into the same folder).
-    static let executable: URL = {
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("balcony")
-        if FileManager.default.isExecutableFile(atPath: beside.path) { return beside }
-        for dir in [".build/debug", ".build/release"] {
-            let u = packageRoot.appendingPathComponent(dir).appendingPathComponent("balcony")
-            if FileManager.default.isExecutableFile(atPath: u.path) { return u }
-        }
-        return beside
-    }()
+    static let clientScript = CLIRunner.packageRoot.appendingPathComponent("Tests/BalconyCLITests/Fixtures/openai_clients.py").path
 
     let process = Process()
     let baseURL: String
@@ -27,8 +13,8 @@ final class ServerProcess: @unchecked Sendable {
     init(_ args: [String] = []) throws {
         stderrFile = FileManager.default.temporaryDirectory.appendingPathComponent("balcony-serve-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: stderrFile.path, contents: nil)
-        process.executableURL = Self.executable
-        process.arguments = ["serve", Self.stories, "--port", "0", "--random-exits", "1,3", "--threads", "1"] + args
+        process.executableURL = CLIRunner.executable
+        process.arguments = ["serve", CLIRunner.stories, "--port", "0", "--random-exits", "1,3", "--threads", "1"] + args
         var env = ProcessInfo.processInfo.environment
         env["HF_HUB_OFFLINE"] = "1"
         process.environment = env
@@ -90,26 +76,9 @@ final class ServerProcess: @unchecked Sendable {
             args += ["--data-binary", "@\(f.path)"]
         }
         defer { if let f = bodyFile { try? FileManager.default.removeItem(at: f) } }
-        let r = try Self.run("/usr/bin/env", ["curl"] + args + extra)
+        let r = try CLIRunner.run(args + extra, program: "curl")
         var lines = r.stdout.components(separatedBy: "\n")
         let status = Int(lines.removeLast()) ?? 0
         return HTTPResult(status: status, body: lines.joined(separator: "\n"))
-    }
-
-    struct Output { var status: Int32; var stdout: String; var stderr: String }
-
-    static func run(_ exe: String, _ args: [String]) throws -> Output {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Output(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 }

@@ -3,9 +3,9 @@ import Testing
 
 /// `balcony serve` end to end: the real server on a loopback port, driven by the official `openai`
 /// Python client and by curl.
-@Suite struct ServerTests {
+@Suite struct ServeCLITests {
     static func python(_ args: [String]) throws -> [String: Any] {
-        let r = try ServerProcess.run("/usr/bin/env", ["python3", ServerProcess.clientScript] + args)
+        let r = try CLIRunner.run([ServerProcess.clientScript] + args, program: "python3")
         guard r.status == 0, let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] else {
             Issue.record("openai client failed (status \(r.status)): \(r.stderr.suffix(3000)) — install it with 'pip install openai'")
             return [:]
@@ -24,8 +24,7 @@ import Testing
         #expect((c["usage"] as? [String: Any])?["completion_tokens"] as? Int == 12)
         #expect(((c["balcony"] as? [String: Any])?["exits"] as? [[String: Any]])?.first?["exit"] as? String == "full")
         // The server's greedy text is `balcony generate`'s.
-        let cli = try ServerProcess.run(ServerProcess.executable.path, ["generate", ServerProcess.stories, "--prompt", "Once upon a time",
-                                                                        "--temperature", "0", "--max-tokens", "12"])
+        let cli = try CLIRunner.run(["generate", CLIRunner.stories, "--prompt", "Once upon a time", "--temperature", "0", "--max-tokens", "12"])
         #expect(c["text"] as? String == cli.stdout)
         let s = out["completion_stream"] as? [String: Any] ?? [:]
         #expect(s["text"] as? String == c["text"] as? String)
