@@ -56,6 +56,9 @@ public final class ServingEngine: @unchecked Sendable {
     private var policy: ExitPolicy
     /// The exit the `slo` policy gave requests without their own target at the last step.
     private var policyExit: ExitChoice?
+    /// Consecutive steps in which the policy found room for a deeper exit.
+    private var deepenVotes = 0
+    static let deepenAfterSteps = 8
     /// Activations of batched decode steps.
     private let scratch = Scratch()
 
@@ -226,7 +229,9 @@ public final class ServingEngine: @unchecked Sendable {
             return policy.choose(targetMs: ms, rows: rows, current: current)
         case .auto:
             guard configuration.policy == .slo, let target = configuration.targetTokenMs else { return .full }
-            return policy.choose(targetMs: target, rows: rows, current: current)
+            // One decision per step for all of them: the batch stays at one exit (the most sharing), and
+            // requests switch only when that decision changes, not each on its own.
+            return policyExit ?? policy.choose(targetMs: target, rows: rows, current: current)
         }
     }
 
@@ -254,7 +259,15 @@ public final class ServingEngine: @unchecked Sendable {
         let rows = active.count
         guard rows > 0 else { return [] }
         if configuration.policy == .slo, let target = configuration.targetTokenMs {
-            let e = policy.choose(targetMs: target, rows: rows, current: policyExit)
+            var e = policy.choose(targetMs: target, rows: rows, current: policyExit)
+            // Shallower at once (the target is at stake); deeper only after `deepenAfterSteps` steps in a
+            // row with room for it, because every switch costs a catch-up pass over the earlier positions.
+            if let current = policyExit, model.depth(e) > model.depth(current) {
+                deepenVotes += 1
+                if deepenVotes < Self.deepenAfterSteps { e = current } else { deepenVotes = 0 }
+            } else {
+                deepenVotes = 0
+            }
             policyExit = e
             metrics.policy(exit: e, predictedMs: policy.latency.predict(e, rows: rows))
         }
