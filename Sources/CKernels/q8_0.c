@@ -103,32 +103,30 @@ static inline __m256 block_step(const uint8_t *p, const int8_t *xb, float dx, __
     return _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(h) * dx), block_dot_i8(p, xb), acc);
 }
 
-/// Four rows at a time so each activation block is loaded once for all four. Every row gets the
-/// same sequence of operations whether it is in a group of four or in the tail, so a row's result
-/// never depends on which rows are computed with it.
+/// How far ahead of the current block to prefetch. Rows are short (816 bytes for 768 columns), so
+/// the hardware prefetcher barely ramps up within one; walking rows one after another as a single
+/// sequential stream and prefetching ahead doubled the single-thread rate from memory (3.0 to
+/// 6.7 GB/s here; four rows interleaved, the previous layout, made four short streams).
+#define PREFETCH_BYTES 1024
+
+/// One row at a time, two accumulators (even and odd blocks) to overlap the FMA latency. Every row
+/// gets the same sequence of operations, so its result never depends on which rows are computed
+/// with it.
 __attribute__((target("avx2,fma,f16c")))
 static void gemv_q8_avx2(const uint8_t *w, size_t cols, const int8_t *xq, const float *xd, float *y, size_t r0, size_t r1) {
     size_t blocks = cols / QK;
     size_t rowBytes = blocks * BLOCK_BYTES;
-    size_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
-        const uint8_t *p0 = w + r * rowBytes, *p1 = p0 + rowBytes, *p2 = p1 + rowBytes, *p3 = p2 + rowBytes;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-        for (size_t b = 0; b < blocks; b++) {
-            const int8_t *xb = xq + b * QK;
-            size_t o = b * BLOCK_BYTES;
-            a0 = block_step(p0 + o, xb, xd[b], a0);
-            a1 = block_step(p1 + o, xb, xd[b], a1);
-            a2 = block_step(p2 + o, xb, xd[b], a2);
-            a3 = block_step(p3 + o, xb, xd[b], a3);
+    const uint8_t *p = w + r0 * rowBytes;
+    for (size_t r = r0; r < r1; r++, p += rowBytes) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        size_t b = 0;
+        for (; b + 2 <= blocks; b += 2) {
+            _mm_prefetch((const char *)(p + b * BLOCK_BYTES + PREFETCH_BYTES), _MM_HINT_T0);
+            a0 = block_step(p + b * BLOCK_BYTES, xq + b * QK, xd[b], a0);
+            a1 = block_step(p + (b + 1) * BLOCK_BYTES, xq + (b + 1) * QK, xd[b + 1], a1);
         }
-        y[r] = hsum(a0); y[r + 1] = hsum(a1); y[r + 2] = hsum(a2); y[r + 3] = hsum(a3);
-    }
-    for (; r < r1; r++) {
-        const uint8_t *p = w + r * rowBytes;
-        __m256 a = _mm256_setzero_ps();
-        for (size_t b = 0; b < blocks; b++) a = block_step(p + b * BLOCK_BYTES, xq + b * QK, xd[b], a);
-        y[r] = hsum(a);
+        if (b < blocks) a0 = block_step(p + b * BLOCK_BYTES, xq + b * QK, xd[b], a0);
+        y[r] = hsum(_mm256_add_ps(a0, a1));
     }
 }
 

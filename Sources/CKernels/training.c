@@ -82,7 +82,8 @@ static int tk_has_avx2(void) {
 
 size_t balcony_attention_forward_scratch(size_t tokens, size_t head_dim) {
     size_t tp = (tokens + 7) & ~(size_t)7;
-    return head_dim % 8 == 0 ? head_dim * tp + 8 * head_dim + tp : 2 * head_dim * tp + tp;
+    // + 8 rows of probabilities for a forward that does not keep them.
+    return (head_dim % 8 == 0 ? head_dim * tp + 8 * head_dim + tp : 2 * head_dim * tp + tp) + 8 * tp;
 }
 
 size_t balcony_attention_backward_scratch(size_t tokens, size_t head_dim, size_t heads) {

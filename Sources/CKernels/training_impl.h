@@ -113,19 +113,21 @@ TK_ATTR static void TK(load_block)(const float *x, size_t ld, size_t R, size_t h
 // tiles of eight queries by eight keys. probs holds the lower triangle in blocks of eight: row
 // t of head g at probs + g tk_probs_head(T) + tk_probs_row(t), valid in [0, t] and zero up to
 // the next multiple of 8 (the padding makes every row of a tile equally long).
-// Head size must be a multiple of 8. scratch: hd Tp + 8 hd + Tp floats.
+// Head size must be a multiple of 8. scratch: hd Tp + 8 hd + Tp floats, + 8 Tp when probs is
+// NULL (then each tile's rows live there and are not kept).
 TK_ATTR static void TK(attention_forward)(const float *q, size_t ldq, const float *k, const float *v, size_t ldkv,
                                           size_t T, size_t hd, size_t heads, float scale, float *probs, float *out,
                                           size_t ldo, float *scratch) {
     size_t Tp = (T + 7) & ~(size_t)7;
-    float *kt = scratch, *qb = kt + hd * Tp, *junk = qb + 8 * hd;
+    float *kt = scratch, *qb = kt + hd * Tp, *junk = qb + 8 * hd, *tile = junk + Tp;
     TK(transpose_in)(k, ldkv, T, Tp, hd, kt);
     for (size_t g = 0; g < heads; g++) {
         for (size_t t0 = 0; t0 < T; t0 += 8) {
             size_t R = T - t0 < 8 ? T - t0 : 8, nb = t0 / 8 + 1;
             size_t keys = 8 * nb < T ? 8 * nb : T;
             float *rows[8];
-            for (size_t r = 0; r < 8; r++) rows[r] = r < R ? probs + g * tk_probs_head(T) + tk_probs_row(t0 + r) : junk;
+            for (size_t r = 0; r < 8; r++)
+                rows[r] = r >= R ? junk : probs ? probs + g * tk_probs_head(T) + tk_probs_row(t0 + r) : tile + r * Tp;
             TK(load_block)(q + t0 * ldq + g * hd, ldq, R, hd, scale, qb);
             TK(tile_times_transposed)(qb, kt, Tp, hd, nb, rows);
             for (size_t r = 0; r < R; r++) TK(softmax_row)(rows[r], t0 + r + 1, nb);
@@ -208,13 +210,13 @@ TK_ATTR static void TK(attention_forward_any)(const float *q, size_t ldq, const 
                                               size_t T, size_t hd, size_t heads, float scale, float *probs, float *out,
                                               size_t ldo, float *scratch) {
     size_t Tp = (T + 7) & ~(size_t)7;
-    float *kt = scratch, *vt = kt + hd * Tp;
+    float *kt = scratch, *vt = kt + hd * Tp, *row = vt + hd * Tp + Tp;
     TK(transpose_in)(k, ldkv, T, Tp, hd, kt);
     TK(transpose_in)(v, ldkv, T, Tp, hd, vt);
     for (size_t g = 0; g < heads; g++) {
         for (size_t t = 0; t < T; t++) {
             const float *qt = q + t * ldq + g * hd;
-            float *s = probs + g * tk_probs_head(T) + tk_probs_row(t);
+            float *s = probs ? probs + g * tk_probs_head(T) + tk_probs_row(t) : row;
             size_t n = t + 1;
             for (size_t j = 0; j < n; j++) s[j] = 0;
             for (size_t i = 0; i < hd; i++) {

@@ -17,6 +17,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Tokens drafted per verification.") var draftTokens: Int = 4
     @Flag(help: "Test mode: drafts are the full model's own greedy tokens (the exit still runs), so every draft is accepted.")
     var draftOracle = false
+    @Flag(help: "Measure training throughput instead: whole steps (frozen forward, balconies, head) on random tokens.")
+    var train = false
+    @Option(help: "With --train: exit depths (default: N/4, N/2, 3N/4).") var trainExits: String?
+    @Option(help: "With --train: sequences per batch.") var batchSize: Int = 16
+    @Option(help: "With --train: tokens per sequence (default: min(256, context)).") var seqLen: Int?
+    @Option(help: "With --train: measured steps (one more runs first, unmeasured).") var steps: Int = 5
 
     struct Report: Encodable {
         var base: SpeedReport
@@ -39,6 +45,7 @@ struct BenchCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingErrors {
             let rt = try await options.load(requireTokenizer: false)
+            if train { return try runTraining(rt) }
             let r = try SpeedBenchmark.run(model: rt.model, promptTokens: promptTokens, genTokens: genTokens, repeats: repeats)
             var report = Report(base: r)
             if let balconies = try exitOptions.load(rt) {
@@ -79,6 +86,31 @@ struct BenchCommand: AsyncParsableCommand {
                              s.predicted_speedup, 100 * s.measured_speedup / max(s.predicted_speedup, 1e-9), s.identical_to_full ? "identical to" : "DIFFERS from"))
             }
         }
+    }
+}
+
+extension BenchCommand {
+    func runTraining(_ rt: LoadedRuntime) throws {
+        let c = rt.model.config
+        guard batchSize >= 1, steps >= 1 else { throw ValidationError("--batch-size and --steps must be positive") }
+        let exits = try trainExits.map(parseExitList) ?? TrainCommand.defaultExits(layers: c.layerCount)
+        let r = try TrainingBenchmark.throughput(model: rt.model, exits: exits, sequences: batchSize,
+                                                 tokens: seqLen ?? min(256, c.contextLength), steps: steps)
+        if json {
+            print(try jsonLine(r, pretty: false))
+            return
+        }
+        print("model    \(rt.path) (\(formatCount(c.parameterCount)) parameters), \(r.threads) threads")
+        print(String(format: "training exits %@, %d x %d tokens, median of %d steps",
+                     exits.map(String.init).joined(separator: ","), r.sequences, r.tokens_per_sequence, r.steps))
+        print(String(format: "step     %.3f s = %.0f tokens/s (CPU %.3f s per step)", r.step_s, r.tokens_per_s, r.cpu_s))
+        for (name, s, g) in [("  teacher", r.teacher_s, r.teacher_gflop), ("  balcony", r.balcony_s, r.balcony_gflop),
+                             ("  head/KL", r.head_s, r.head_gflop), ("  other", r.other_s, 0)] {
+            print(name.padding(toLength: 9, withPad: " ", startingAt: 0)
+                  + String(format: "%7.3f s  %4.0f%%  %8.2f GFLOP", s, 100 * s / r.step_s, g))
+        }
+        print(String(format: "achieved %.1f GFLOP/s = %.0f%% of SGEMM %.1f GFLOP/s (1024^3, same run)",
+                     r.gflops, 100 * r.gemm_fraction, r.gemm_gflops))
     }
 }
 

@@ -118,10 +118,10 @@ struct TrainCommand: AsyncParsableCommand {
                 try metrics.append(line)
             }
             let bar = TrainingProgressDisplay(totalSteps: totalSteps, exits: exitList)
-            var recent: [Double] = []
+            var reports: [TrainingStepReport] = []
             while trainer.step < totalSteps {
                 var report = try trainer.trainStep()
-                recent.append(report.tokensPerSecond)
+                reports.append(report)
                 let last = trainer.step == totalSteps
                 if trainer.step % logEvery == 0 || last {
                     if !trainingData.holdoutSequences.isEmpty && (last || trainer.step % (logEvery * 10) == 0) {
@@ -137,6 +137,14 @@ struct TrainCommand: AsyncParsableCommand {
                 }
             }
             bar.finish()
+            if !reports.isEmpty {
+                let median = MachineCeilings.median
+                let teacher = median(reports.map(\.teacherSeconds)), balcony = median(reports.map(\.balconySeconds))
+                let head = median(reports.map(\.headSeconds))
+                let step = median(reports.map { Double(batchSize * gradAccum * seq) / $0.tokensPerSecond })
+                printError(String(format: "median step %.3f s = %.0f tokens/s: frozen forward %.0f%%, balconies %.0f%%, head/KL %.0f%% (balcony bench --train adds FLOP/s)",
+                                  step, Double(batchSize * gradAccum * seq) / step, 100 * teacher / step, 100 * balcony / step, 100 * head / step))
+            }
             printError("wrote \(balconyURL.path) (\(trainer.step) steps, \(trainer.tokensSeen) tokens); metrics in \(metricsURL.path)")
         }
     }

@@ -32,6 +32,26 @@ import Testing
         }
     }
 
+    /// Matrices sharing their input (q, k, v) in one pass give what separate calls give, bit for bit.
+    @Test func groupedProductsEqualSeparateOnes() {
+        var g = TinyModels.LCG(state: 21)
+        let cols = 96
+        let f32 = [70, 33, 130].map { WeightMatrix.owned(rows: $0, cols: cols, values: g.values($0 * cols, scale: 1)) }
+        for ws in [f32, f32.map(TinyModels.quantize)] {
+            for m in [1, 5] {
+                let x = g.values(m * cols, scale: 1)
+                let ptrs = ws.map { UnsafeMutablePointer<Float>.allocate(capacity: m * $0.rows) }
+                defer { ptrs.forEach { $0.deallocate() } }
+                Linear.forward(ws, x: x, tokens: m, y: ptrs)
+                for (j, w) in ws.enumerated() {
+                    var alone = [Float](repeating: 0, count: m * w.rows)
+                    Linear.forward(w, x: x, tokens: m, y: &alone)
+                    #expect(Array(UnsafeBufferPointer(start: ptrs[j], count: m * w.rows)) == alone, "type \(w.type), m \(m), matrix \(j)")
+                }
+            }
+        }
+    }
+
     /// The Q8_0 x Q8_0 rule, written out: per 32-block, d_x = max|x| / 127, q_x = round(x / d_x),
     /// y = sum over blocks of d_w d_x (q_w . q_x).
     @Test func q8ActivationProductIsTheGGMLRule() {

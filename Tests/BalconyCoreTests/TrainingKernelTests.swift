@@ -87,6 +87,10 @@ import Testing
         let qd = q.map(Double.init), kd = k.map(Double.init), vd = v.map(Double.init)
         let reference = TrainingReference.attention(q: qd, k: kd, v: vd, sequences: sequences, tokens: tokens, config: c)
         #expect(zip(out, reference).allSatisfy { abs(Double($0) - $1) < 1e-5 })
+        // Without kept probabilities (the teacher's forward) the output is the same to the bit.
+        var unkept = [Float](repeating: 0, count: rows * c.qDim)
+        TrainingAttention.forward(q: q, k: k, v: v, probs: nil, out: &unkept, sequences: sequences, tokens: tokens, config: c)
+        #expect(unkept == out)
 
         var dQ = q, dK = k, dV = v
         TrainingAttention.backward(q: q, k: k, v: v, probs: probs, dOut: cot, dQ: &dQ, dK: &dK, dV: &dV,

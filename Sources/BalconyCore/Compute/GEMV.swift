@@ -1,58 +1,16 @@
-/// Matrix-vector products for decode, where every weight is read once per token and memory
-/// bandwidth is the limit: rows are split over threads, four rows share each load of `x`, and
-/// eight-wide SIMD accumulators keep the loads streaming.
-enum GEMV {
-    /// `y[r] = W[r, :] · x` for `r` in `rows`; W is F32 `[*, cols]` row-major.
-    @inline(__always)
-    static func f32Rows(_ w: UnsafePointer<Float>, cols: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
-        let vec = cols / 16 * 16
-        let xr = UnsafeRawPointer(x)
-        var r = rows.lowerBound
-        while r + 4 <= rows.upperBound {
-            let w0 = UnsafeRawPointer(w + r * cols), w1 = UnsafeRawPointer(w + (r + 1) * cols)
-            let w2 = UnsafeRawPointer(w + (r + 2) * cols), w3 = UnsafeRawPointer(w + (r + 3) * cols)
-            var a0 = SIMD16<Float>(), a1 = SIMD16<Float>(), a2 = SIMD16<Float>(), a3 = SIMD16<Float>()
-            var i = 0
-            while i < vec {
-                let xv = xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-                a0 += w0.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * xv
-                a1 += w1.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * xv
-                a2 += w2.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * xv
-                a3 += w3.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * xv
-                i += 16
-            }
-            var s0 = a0.sum(), s1 = a1.sum(), s2 = a2.sum(), s3 = a3.sum()
-            while i < cols {
-                let xv = x[i]
-                s0 += w[r * cols + i] * xv
-                s1 += w[(r + 1) * cols + i] * xv
-                s2 += w[(r + 2) * cols + i] * xv
-                s3 += w[(r + 3) * cols + i] * xv
-                i += 1
-            }
-            y[r] = s0; y[r + 1] = s1; y[r + 2] = s2; y[r + 3] = s3
-            r += 4
-        }
-        while r < rows.upperBound {
-            let wr = UnsafeRawPointer(w + r * cols)
-            var a = SIMD16<Float>()
-            var i = 0
-            while i < vec {
-                a += wr.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) * xr.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-                i += 16
-            }
-            var s = a.sum()
-            while i < cols { s += w[r * cols + i] * x[i]; i += 1 }
-            y[r] = s
-            r += 1
-        }
-    }
+import CKernels
 
-    /// `y[m, rows] = x[m, cols] · W^T` for a few rows of activations; each row's result is the
-    /// same as a one-row call (`SmallBatch`).
-    static func f32(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens m: Int, y: UnsafeMutablePointer<Float>) {
-        let p = w.f32, cols = w.cols, rows = w.rows
-        SmallBatch.run(rows: rows, tokens: m) { i, r in f32Rows(p, cols: cols, x: x + i * cols, y: y + i * rows, rows: r) }
+/// Matrix-vector products for decode, where every weight is read once per token and memory
+/// bandwidth is the limit: rows are split over threads, and each thread walks its rows one after
+/// another as one sequential stream (`CKernels/gemv_f32.c`: AVX2/FMA, or portable C).
+enum GEMV {
+    /// `ys[j][m, rows_j] = x[m, cols] · W_j^T` for a few rows of activations and F32 matrices
+    /// sharing them, in one parallel pass; each row's result is the same as a one-row call.
+    static func f32(_ ws: [WeightMatrix], x: UnsafePointer<Float>, tokens m: Int, ys: [UnsafeMutablePointer<Float>]) {
+        let cols = ws[0].cols
+        SmallBatch.run(rows: ws.map(\.rows), tokens: m) { j, i, r in
+            balcony_f32_gemv(ws[j].f32, cols, x + i * cols, ys[j] + i * ws[j].rows, r.lowerBound, r.upperBound)
+        }
     }
 }
 
@@ -66,15 +24,22 @@ enum SmallBatch {
     /// Weight rows per cache block: 16 rows of 768 floats is 48 KiB.
     static let blockRows = 16
 
-    /// Calls `body(i, rows)` for every activation row `i < tokens` and block of weight rows.
-    @inline(__always)
-    static func run(rows: Int, tokens: Int, _ body: (Int, Range<Int>) -> Void) {
-        parallelChunks(rows, minimumPerThread: 64) { range in
-            var lo = range.lowerBound
-            while lo < range.upperBound {
-                let hi = min(range.upperBound, lo + blockRows)
-                for i in 0..<tokens { body(i, lo..<hi) }
-                lo = hi
+    /// Calls `body(j, i, rows)` for every matrix `j` (with `rows[j]` rows), activation row `i < tokens`
+    /// and block of that matrix's rows. The matrices' rows are split over threads together, so
+    /// products that share their input (q, k and v; gate and up) cost one fork and join, which at
+    /// decode is a sizeable share of a small matrix's time.
+    static func run(rows: [Int], tokens: Int, _ body: (Int, Int, Range<Int>) -> Void) {
+        parallelChunks(rows.reduce(0, +), minimumPerThread: 64) { range in
+            var offset = 0
+            for (j, n) in rows.enumerated() {
+                var lo = max(range.lowerBound, offset) - offset
+                let end = min(range.upperBound, offset + n) - offset
+                while lo < end {
+                    let hi = min(end, lo + blockRows)
+                    for i in 0..<tokens { body(j, i, lo..<hi) }
+                    lo = hi
+                }
+                offset += n
             }
         }
     }

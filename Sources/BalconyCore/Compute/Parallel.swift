@@ -26,7 +26,7 @@ public enum ComputeThreads {
 @inline(__always)
 func parallelChunks(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
     let threads = min(ComputeThreads.count, max(1, count / max(minimumPerThread, 1)))
-    if threads <= 1 {
+    if threads <= 1 || SerialKernels.active {
         body(0..<count)
         return
     }
@@ -47,4 +47,44 @@ func parallelChunks(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>
 struct UncheckedSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// Runs tasks `0 ..< count` on up to `ComputeThreads.count` threads, each task wholly on one
+/// thread, with BLAS and `parallelChunks` single-threaded inside it. For work that splits into a
+/// few large independent pieces (training: groups of sequences, one balcony each), where
+/// per-operation splitting would synchronize the threads hundreds of times. Tasks must touch
+/// disjoint memory; which thread runs which task does not change any result.
+func parallelTasks(_ count: Int, _ body: (Int) -> Void) {
+    let threads = min(ComputeThreads.count, count)
+    if threads <= 1 || SerialKernels.active {
+        for i in 0..<count { body(i) }
+        return
+    }
+    BLAS.setThreads(1)
+    defer { BLAS.setThreads(ComputeThreads.count) }
+    withoutActuallyEscaping(body) { body in
+        let shared = UncheckedSendable(body)
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            SerialKernels.set(true)
+            defer { SerialKernels.set(false) }
+            var i = t
+            while i < count {
+                shared.value(i)
+                i += threads
+            }
+        }
+    }
+}
+
+/// Marks the threads of `parallelTasks`, on which `parallelChunks` runs its body inline.
+enum SerialKernels {
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
+
+    static var active: Bool { pthread_getspecific(key) != nil }
+
+    static func set(_ on: Bool) { pthread_setspecific(key, on ? UnsafeRawPointer(bitPattern: 1) : nil) }
 }

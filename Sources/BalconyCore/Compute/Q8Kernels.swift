@@ -5,22 +5,22 @@ import CKernels
 /// int8 blocks; prefill widens a tile of rows at a time into a scratch and hands it to SGEMM, so
 /// the dequantization cost is spread over every token of the prompt.
 enum Q8Kernels {
-    /// Rows widened per SGEMM tile in prefill: about 2M floats (8 MiB), a multiple of 64, at most 512
-    /// rows. Measured on a 2048x768 matrix and 512 tokens (one thread): 64-row tiles reach 37 GFLOP/s,
-    /// 512-row tiles 52, because OpenBLAS packs the activations again for every call.
-    static func tileRows(cols: Int) -> Int { max(64, min(512, (1 << 21) / max(cols, 1) / 64 * 64)) }
+    /// Rows widened per SGEMM tile in prefill: about 4M floats (16 MiB), a multiple of 64. Measured on
+    /// a 2048x768 matrix and 512 tokens (one thread): 64-row tiles reach 37 GFLOP/s, 512-row tiles 52,
+    /// the whole matrix 57, because OpenBLAS packs the activations again for every call.
+    static func tileRows(cols: Int) -> Int { max(64, (1 << 22) / max(cols, 1) / 64 * 64) }
 
-    /// Decode and small batches: `y[m, rows] = x[m, cols] · W^T` as llama.cpp computes it, with each
-    /// activation row quantized to Q8_0 blocks and int8 x int8 block dot products. Each weight block
-    /// is read from memory once for all m rows (see `SmallBatch`).
-    static func gemv(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens m: Int, y: UnsafeMutablePointer<Float>) {
-        let data = w.data, cols = w.cols, rows = w.rows, blocks = cols / 32
+    /// Decode and small batches: `ys[j][m, rows_j] = x[m, cols] · W_j^T` as llama.cpp computes it,
+    /// with each activation row quantized once to Q8_0 blocks and int8 x int8 block dot products.
+    /// Each weight block is read from memory once for all m rows (see `SmallBatch`).
+    static func gemv(_ ws: [WeightMatrix], x: UnsafePointer<Float>, tokens m: Int, ys: [UnsafeMutablePointer<Float>]) {
+        let cols = ws[0].cols, blocks = cols / 32
         let xq = UnsafeMutablePointer<Int8>.allocate(capacity: m * cols)
         let xd = UnsafeMutablePointer<Float>.allocate(capacity: m * blocks)
         defer { xq.deallocate(); xd.deallocate() }
         for i in 0..<m { balcony_q8_0_quantize_activations(x + i * cols, cols, xq + i * cols, xd + i * blocks) }
-        SmallBatch.run(rows: rows, tokens: m) { i, r in
-            balcony_q8_0_gemv_q8(data, cols, xq + i * cols, xd + i * blocks, y + i * rows, r.lowerBound, r.upperBound)
+        SmallBatch.run(rows: ws.map(\.rows), tokens: m) { j, i, r in
+            balcony_q8_0_gemv_q8(ws[j].data, cols, xq + i * cols, xd + i * blocks, ys[j] + i * ws[j].rows, r.lowerBound, r.upperBound)
         }
     }
 
@@ -60,25 +60,38 @@ public enum Linear {
     public static func forwardFloatActivations(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
         switch w.type {
         case .f32: forward(w, x: x, tokens: tokens, y: y)
-        case .q8_0: Q8Kernels.gemm(w, x: x, tokens: tokens, y: y)
+        case .q8_0: gemm(w, x: x, tokens: tokens, y: y)
         }
     }
 
     /// `y[tokens, W.rows] = x[tokens, W.cols] · W^T`.
     public static func forward(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
+        forward([w], x: x, tokens: tokens, y: [y])
+    }
+
+    /// `y[j] = x · W_j^T` for matrices that share their input (q, k and v; gate and up). Small
+    /// batches of one weight type run as one parallel pass over all the matrices' rows.
+    public static func forward(_ ws: [WeightMatrix], x: UnsafePointer<Float>, tokens: Int, y ys: [UnsafeMutablePointer<Float>]) {
+        precondition(ws.count == ys.count && ws.allSatisfy { $0.cols == ws[0].cols }, "matrices share their input")
+        guard tokens <= rowInvariantLimit else {
+            for (w, y) in zip(ws, ys) { gemm(w, x: x, tokens: tokens, y: y) }
+            return
+        }
+        guard ws.allSatisfy({ $0.type == ws[0].type }) else {
+            for (w, y) in zip(ws, ys) { forward([w], x: x, tokens: tokens, y: [y]) }
+            return
+        }
+        switch ws[0].type {
+        case .f32: GEMV.f32(ws, x: x, tokens: tokens, ys: ys)
+        case .q8_0: Q8Kernels.gemv(ws, x: x, tokens: tokens, ys: ys)
+        }
+    }
+
+    /// Beyond the small-batch limit: SGEMM (Q8_0 through widened tiles).
+    private static func gemm(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
         switch w.type {
-        case .f32:
-            if tokens <= rowInvariantLimit {
-                GEMV.f32(w, x: x, tokens: tokens, y: y)
-            } else {
-                BLAS.gemmNT(m: tokens, n: w.rows, k: w.cols, a: x, lda: w.cols, b: w.f32, ldb: w.cols, c: y, ldc: w.rows)
-            }
-        case .q8_0:
-            if tokens <= rowInvariantLimit {
-                Q8Kernels.gemv(w, x: x, tokens: tokens, y: y)
-            } else {
-                Q8Kernels.gemm(w, x: x, tokens: tokens, y: y)
-            }
+        case .f32: BLAS.gemmNT(m: tokens, n: w.rows, k: w.cols, a: x, lda: w.cols, b: w.f32, ldb: w.cols, c: y, ldc: w.rows)
+        case .q8_0: Q8Kernels.gemm(w, x: x, tokens: tokens, y: y)
         }
     }
 }

@@ -23,23 +23,40 @@ public enum Perplexity {
     /// The same windows over any `logProbabilities(window) -> log p of tokens 1..<n` function (an exit, say).
     public static func score(tokens: [Int], window: Int, logProbabilities: ([Int]) throws -> [Float]) throws -> TokenScores {
         var result = TokenScores(tokens: [], nll: [])
-        guard tokens.count >= 2 else { return result }
-        let ctx = max(2, window)
-        let stride = max(1, ctx / 2)
-        var begin = 0
-        var scoredUpTo = 1  // tokens[0] is never scored
-        while scoredUpTo < tokens.count {
-            let end = min(tokens.count, begin + ctx)
-            let lp = try logProbabilities(Array(tokens[begin..<end]))
+        for w in windows(count: tokens.count, window: window) {
+            let lp = try logProbabilities(Array(tokens[w.range]))
             // lp[j] scores tokens[begin + j + 1]
-            for pos in scoredUpTo..<end {
+            for pos in w.scored {
                 result.tokens.append(tokens[pos])
-                result.nll.append(-Double(lp[pos - begin - 1]))
+                result.nll.append(-Double(lp[pos - w.range.lowerBound - 1]))
             }
-            scoredUpTo = end
-            if end == tokens.count { break }
-            begin += stride
         }
         return result
+    }
+
+    /// One window of a long sequence: the positions it runs, and those it scores (the ones no
+    /// earlier window scored; each has at least half a context of history after the first window).
+    public struct Window: Sendable, Equatable {
+        public var range: Range<Int>
+        public var scored: Range<Int>
+    }
+
+    /// The windows `score` uses over `count` tokens: length `window`, stride half a window; every
+    /// position but the first is scored exactly once.
+    public static func windows(count: Int, window: Int) -> [Window] {
+        guard count >= 2 else { return [] }
+        let ctx = max(2, window)
+        let stride = max(1, ctx / 2)
+        var out: [Window] = []
+        var begin = 0
+        var scoredUpTo = 1  // tokens[0] is never scored
+        while scoredUpTo < count {
+            let end = min(count, begin + ctx)
+            out.append(Window(range: begin..<end, scored: scoredUpTo..<end))
+            scoredUpTo = end
+            if end == count { break }
+            begin += stride
+        }
+        return out
     }
 }

@@ -26,9 +26,7 @@ enum DecoderLayer {
         w.attentionNorm.withUnsafeBufferPointer {
             Kernels.rmsNorm(x, weight: $0.baseAddress!, out: s.xn, rows: tokens, n: c.dim, eps: c.normEps)
         }
-        Linear.forward(w.wq, x: s.xn, tokens: tokens, y: s.q)
-        Linear.forward(w.wk, x: s.xn, tokens: tokens, y: keys)
-        Linear.forward(w.wv, x: s.xn, tokens: tokens, y: values)
+        Linear.forward([w.wq, w.wk, w.wv], x: s.xn, tokens: tokens, y: [s.q, keys, values])
         if let b = w.bq { b.withUnsafeBufferPointer { Kernels.addBias(s.q, bias: $0.baseAddress!, rows: tokens, n: c.qDim) } }
         if let b = w.bk { b.withUnsafeBufferPointer { Kernels.addBias(keys, bias: $0.baseAddress!, rows: tokens, n: c.kvDim) } }
         if let b = w.bv { b.withUnsafeBufferPointer { Kernels.addBias(values, bias: $0.baseAddress!, rows: tokens, n: c.kvDim) } }
@@ -53,8 +51,7 @@ enum DecoderLayer {
         w.ffnNorm.withUnsafeBufferPointer {
             Kernels.rmsNorm(x, weight: $0.baseAddress!, out: s.xn, rows: tokens, n: c.dim, eps: c.normEps)
         }
-        Linear.forward(w.gate, x: s.xn, tokens: tokens, y: s.gate)
-        Linear.forward(w.up, x: s.xn, tokens: tokens, y: s.up)
+        Linear.forward([w.gate, w.up], x: s.xn, tokens: tokens, y: [s.gate, s.up])
         Kernels.swiglu(gate: s.gate, up: s.up, tokens * c.hiddenDim)
         Linear.forward(w.down, x: s.gate, tokens: tokens, y: s.proj)
         Kernels.add(x, s.proj, tokens * c.dim)

@@ -94,19 +94,7 @@ public final class LlamaModel: Sendable {
     /// Runs `tokens` through the whole model after the positions already in `cache`, appends them to
     /// the cache, and returns logits `[vocab]` for the last token or `[tokens, vocab]` for all.
     public func forward(_ tokens: [Int], cache: KVCache, outputs: Outputs = .last) throws -> [Float] {
-        try check(tokens: tokens, cache: cache)
-        let n = tokens.count, dim = config.dim, vocab = config.vocabSize
-        let x = UnsafeMutablePointer<Float>.allocate(capacity: n * dim)
-        defer { x.deallocate() }
-        embed(tokens, into: x)
-        runLayers(0..<config.layerCount, x: x, tokens: n, start: cache.count, cache: cache)
-        cache.advance(by: n)
-        let rows = outputs == .all ? n : 1
-        let first = outputs == .all ? x : x + (n - 1) * dim
-        return [Float](unsafeUninitializedCapacity: rows * vocab) { buf, count in
-            head(first, rows: rows, logits: buf.baseAddress!)
-            count = rows * vocab
-        }
+        try forward(tokens, cache: cache, layers: Array(0..<config.layerCount), outputs: outputs)  // LlamaModel+LayerSubset.swift
     }
 
     /// `log p(tokens[i] | tokens[..<i])` for `i = 1 ..< tokens.count`, in one prefill.

@@ -24,6 +24,8 @@ public final class BalconyLayerWorkspace {
     public private(set) var tokens = 0
     /// Rows of the last batch: `sequences * tokens`.
     public var rows: Int { sequences * tokens }
+    /// Whether the last `forward` kept what `backward` needs.
+    private var canBackward = false
 
     // Saved by forward, N = sequences * tokens.
     private let input = TrainingBuffer()      // [N, dim]      the layer input h_k
@@ -71,7 +73,7 @@ public final class BalconyLayerWorkspace {
          dAct, dUp, dXn, dH2, dAtt, dQ, dK, dV].reduce(0) { $0 + 4 * $1.capacity }
     }
 
-    private func reserve(sequences s: Int, tokens t: Int) {
+    private func reserve(sequences s: Int, tokens t: Int, probabilities: Bool) {
         let c = config, n = s * t
         sequences = s
         tokens = t
@@ -81,7 +83,7 @@ public final class BalconyLayerWorkspace {
         for b in [q, att, dAtt, dQ] { b.reserve(n * c.qDim) }
         for b in [k, v, dK, dV] { b.reserve(n * c.kvDim) }
         for b in [gate, up, act, dAct, dUp] { b.reserve(n * c.hiddenDim) }
-        probs.reserve(TrainingAttention.probabilityCount(sequences: s, tokens: t, config: c))
+        if probabilities { probs.reserve(TrainingAttention.probabilityCount(sequences: s, tokens: t, config: c)) }
     }
 
     /// Stops on parameters shaped for another model: the kernels would read past their arrays.
@@ -99,11 +101,21 @@ public final class BalconyLayerWorkspace {
     /// Runs the layer with weights `p` over `x[sequences * tokens, dim]` into `output`, saving
     /// activations for `backward`.
     public func forward(_ p: BalconyParameters, input x: UnsafePointer<Float>, sequences s: Int, tokens t: Int) {
-        precondition(s > 0 && t > 0, "empty batch")
         checkShapes(p, "balcony parameters")
-        reserve(sequences: s, tokens: t)
+        p.withPointers { w in forward(w, input: x, sequences: s, tokens: t) }
+    }
+
+    /// `forward` with weights given as pointers (shaped for `config`, unchecked): also runs the
+    /// frozen base model's F32 layers for the teacher, which passes `backward: false` (the
+    /// attention probabilities are then not kept, and `backward` may not follow). `x` may be this
+    /// workspace's `output` from a batch of the same shape (it is read before `output` is written).
+    func forward(_ w: BalconyWeightPointers, input x: UnsafePointer<Float>, sequences s: Int, tokens t: Int,
+                 backward: Bool = true) {
+        precondition(s > 0 && t > 0, "empty batch")
+        reserve(sequences: s, tokens: t, probabilities: backward)
+        canBackward = backward
         let c = config, n = s * t, dim = c.dim, hidden = c.hiddenDim
-        p.withPointers { w in
+        do {
             input.pointer.update(from: x, count: n * dim)
             TrainingKernels.rmsNorm(x, weight: w.attentionNorm, out: xn1.pointer, invRms: invRms1.pointer,
                                     rows: n, n: dim, eps: c.normEps)
@@ -115,7 +127,7 @@ public final class BalconyLayerWorkspace {
             if let b = w.bv { Kernels.addBias(v.pointer, bias: b, rows: n, n: c.kvDim) }
             ropeTable!.rotate(q.pointer, rows: n, heads: c.headCount, inverse: false)
             ropeTable!.rotate(k.pointer, rows: n, heads: c.kvHeadCount, inverse: false)
-            TrainingAttention.forward(q: q.pointer, k: k.pointer, v: v.pointer, probs: probs.pointer, out: att.pointer,
+            TrainingAttention.forward(q: q.pointer, k: k.pointer, v: v.pointer, probs: backward ? probs.pointer : nil, out: att.pointer,
                                       sequences: s, tokens: t, config: c)
             // h2 = x + att · Wo^T
             h2.pointer.update(from: x, count: n * dim)
@@ -139,7 +151,7 @@ public final class BalconyLayerWorkspace {
     /// gradient (`grad.norm`) is the exit loss's to fill, not this layer's.
     public func backward(_ p: BalconyParameters, outputGradient dOut: UnsafePointer<Float>,
                          accumulatingInto grad: inout BalconyParameters) {
-        precondition(rows > 0, "backward before forward")
+        precondition(rows > 0 && canBackward, "backward before forward, or after a forward without backward")
         checkShapes(p, "balcony parameters")
         checkShapes(grad, "gradient")
         precondition((grad.bq != nil) == (p.bq != nil), "gradient and weights disagree on biases")

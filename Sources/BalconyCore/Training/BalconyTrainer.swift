@@ -189,7 +189,11 @@ public final class BalconyTrainer {
     public func trainStep() throws -> TrainingStepReport {
         let c = configuration
         let started = Date()
-        gradients = balconies.map { $0.zeros() }
+        if gradients.count == balconies.count {
+            for i in gradients.indices { gradients[i].setToZero() }
+        } else {
+            gradients = balconies.map { $0.zeros() }
+        }
         var sum: ExitLossResult? = nil
         var times = (0.0, 0.0, 0.0)
         for _ in 0..<c.gradientAccumulation {
@@ -246,20 +250,16 @@ public final class BalconyTrainer {
         let inputs = batch.map { Array($0.prefix(t)) }
         let targets: [Int]? = options.crossEntropyWeight > 0 ? batch.flatMap { Array($0.dropFirst().prefix(t)) } : nil
         var clock = Date()
-        let out = try teacher.run(inputs)
+        let out = try teacher.forward(inputs)
         let teacherTime = Date().timeIntervalSince(clock)
         clock = Date()
-        for (e, k) in configuration.exits.enumerated() {
-            out.exitHidden[k]!.withUnsafeBufferPointer {
-                workspaces[e].forward(balconies[e], input: $0.baseAddress!, sequences: batch.count, tokens: t)
-            }
+        forEachExit { e in
+            workspaces[e].forward(balconies[e], input: out.exitHidden[configuration.exits[e]]!, sequences: batch.count, tokens: t)
         }
         var balconyTime = Date().timeIntervalSince(clock)
         clock = Date()
         let hidden = workspaces.map { $0.output }
-        let teacherHidden = UnsafeMutablePointer<Float>.allocate(capacity: out.finalNormed.count)
-        defer { teacherHidden.deallocate() }
-        teacherHidden.initialize(from: out.finalNormed, count: out.finalNormed.count)
+        let teacherHidden = out.finalNormed
         let result: ExitLossResult
         if backward {
             result = exitLoss.lossAndGradients(teacher: teacherHidden, rows: out.rows, exitHidden: hidden,
@@ -273,12 +273,26 @@ public final class BalconyTrainer {
         let headTime = Date().timeIntervalSince(clock)
         if backward {
             clock = Date()
-            for e in workspaces.indices {
-                workspaces[e].backward(balconies[e], outputGradient: workspaces[e].outputGradient, accumulatingInto: &gradients[e])
+            gradients.withUnsafeMutableBufferPointer { grads in
+                forEachExit { e in
+                    workspaces[e].backward(balconies[e], outputGradient: workspaces[e].outputGradient, accumulatingInto: &grads[e])
+                }
             }
             balconyTime += Date().timeIntervalSince(clock)
         }
         return (result, (teacherTime, balconyTime, headTime))
+    }
+
+    /// Runs `body` for every exit: one exit per thread at a time when the exits divide evenly among
+    /// the threads (balconies are independent until the loss, and small layers run better whole on
+    /// one thread than split across threads operation by operation), else one after another with
+    /// every thread on each.
+    private func forEachExit(_ body: (Int) -> Void) {
+        if workspaces.count % ComputeThreads.count == 0 {
+            parallelTasks(workspaces.count, body)
+        } else {
+            for e in workspaces.indices { body(e) }
+        }
     }
 
     static func scale(_ r: ExitLossResult, _ s: Double) -> ExitLossResult {

@@ -48,21 +48,31 @@ public struct ExitLossResult: Sendable, Equatable {
 /// nothing of size rows x vocab x exits is allocated. The gradient w.r.t. the logits replaces
 /// them in place and goes back through `W_out` and the exit norm.
 ///
-/// Memory: about `chunk * vocab * (exits + 2)` floats (`+ 2` more chunk x vocab when T != 1),
+/// Memory: about `chunk * vocab * (exits + 2)` floats (`+ 2` more chunk x vocab when T != 1) per
+/// worker (one per compute thread, each taking every other chunk), plus a few floats per chunk;
 /// reused across calls. Not thread-safe.
 public final class ExitLoss {
     public let config: LlamaConfig
-    private let stacked = TrainingBuffer()     // [(E+1) * chunk, dim]  teacher rows, then each exit's normed rows
-    private let logits = TrainingBuffer()      // [(E+1) * chunk, vocab] logits; teacher log-probs; exit logit gradients
-    private let teacherProbs = TrainingBuffer()    // [chunk, vocab]  p_T
-    private let teacherLogP1 = TrainingBuffer()    // [chunk, vocab]  log p at T = 1 (only when T != 1)
-    private let teacherProbs1 = TrainingBuffer()   // [chunk, vocab]  p at T = 1 (only when T != 1)
-    private let invRms = TrainingBuffer()      // [E * chunk]  exit norm 1/rms
-    private let dNormed = TrainingBuffer()     // [E * chunk, dim]  gradient w.r.t. the normed exit rows
+    private var workers: [Worker] = []
     private let norms = TrainingBuffer()       // [E, dim]  exit norm weights
-    private let normGrads = TrainingBuffer()   // [E, dim]  exit norm weight gradients of this call
-    private let tile = TrainingBuffer()        // [tileRows, dim]  widened Q8_0 rows of W_out
-    private var rowStats: [Double] = []        // [3, E, chunk]  per-row loss, plain KL, CE
+    private let normGrads = TrainingBuffer()   // [chunks, E, dim]  exit norm weight gradients per chunk
+    private var chunkTotals: [Double] = []     // [chunks, 3, E]  loss, plain KL, CE sums per chunk
+    private var normGradChunks = 0
+
+    /// One thread's buffers for the chunks it processes.
+    private final class Worker {
+        let stacked = TrainingBuffer()     // [(E+1) * chunk, dim]  teacher rows, then each exit's normed rows
+        let logits = TrainingBuffer()      // [(E+1) * chunk, vocab] logits; teacher log-probs; exit logit gradients
+        let teacherProbs = TrainingBuffer()    // [chunk, vocab]  p_T
+        let teacherLogP1 = TrainingBuffer()    // [chunk, vocab]  log p at T = 1 (only when T != 1)
+        let teacherProbs1 = TrainingBuffer()   // [chunk, vocab]  p at T = 1 (only when T != 1)
+        let invRms = TrainingBuffer()      // [E * chunk]  exit norm 1/rms
+        let dNormed = TrainingBuffer()     // [E * chunk, dim]  gradient w.r.t. the normed exit rows
+        let tile = TrainingBuffer()        // [tileRows, dim]  widened Q8_0 rows of W_out
+        var rowStats: [Double] = []        // [3, E, chunk]  per-row loss, plain KL, CE
+
+        var buffers: [TrainingBuffer] { [stacked, logits, teacherProbs, teacherLogP1, teacherProbs1, invRms, dNormed, tile] }
+    }
 
     /// Rows of `W_out` widened at a time for a Q8_0 head's backward product (the reduction
     /// dimension of that SGEMM, so larger than the forward's tiles).
@@ -74,8 +84,8 @@ public final class ExitLoss {
 
     /// Bytes held by the workspace's buffers.
     public var byteCount: Int {
-        [stacked, logits, teacherProbs, teacherLogP1, teacherProbs1, invRms, dNormed, norms, normGrads, tile]
-            .reduce(0) { $0 + 4 * $1.capacity } + 8 * rowStats.count
+        workers.reduce(0) { $0 + $1.buffers.reduce(0) { $0 + 4 * $1.capacity } + 8 * $1.rowStats.count }
+            + 4 * (norms.capacity + normGrads.capacity) + 8 * chunkTotals.count
     }
 
     /// The loss without gradients (evaluation).
@@ -105,9 +115,12 @@ public final class ExitLoss {
         let result = run(teacher: teacher, rows: rows, exitHidden: exitHidden, parameters: parameters, head: head,
                          targets: targets, options: options, hiddenGradients: hiddenGradients)
         for e in 0..<exitHidden.count {
-            let src = normGrads.pointer + e * config.dim
             gradients[e].norm.withUnsafeMutableBufferPointer { g in
-                for i in 0..<config.dim { g[i] += src[i] }
+                // Chunk by chunk in order: the sum does not depend on which thread ran which chunk.
+                for k in 0..<normGradChunks {
+                    let src = normGrads.pointer + (k * exitHidden.count + e) * config.dim
+                    for i in 0..<config.dim { g[i] += src[i] }
+                }
             }
         }
         return result
@@ -125,59 +138,77 @@ public final class ExitLoss {
             precondition(targets.allSatisfy { $0 >= -1 && $0 < vocab }, "target outside the vocabulary")
         }
         let chunk = max(1, min(n, o.chunkRows ?? max(8, min(256, (16 << 20) / ((exits + 1) * vocab)))))
+        let chunks = (n + chunk - 1) / chunk
         let tempered = o.temperature != 1
-        stacked.reserve((exits + 1) * chunk * dim)
-        logits.reserve((exits + 1) * chunk * vocab)
-        teacherProbs.reserve(chunk * vocab)
-        if tempered {
-            teacherLogP1.reserve(chunk * vocab)
-            teacherProbs1.reserve(chunk * vocab)
+        // Chunks are independent until their sums: one worker per thread, each with its own
+        // buffers, takes chunks w, w + workers, ...; sums are formed chunk by chunk in order.
+        let workerCount = min(ComputeThreads.count, chunks)
+        while workers.count < workerCount { workers.append(Worker()) }
+        for w in workers.prefix(workerCount) {
+            w.stacked.reserve((exits + 1) * chunk * dim)
+            w.logits.reserve((exits + 1) * chunk * vocab)
+            w.teacherProbs.reserve(chunk * vocab)
+            if tempered {
+                w.teacherLogP1.reserve(chunk * vocab)
+                w.teacherProbs1.reserve(chunk * vocab)
+            }
+            w.invRms.reserve(exits * chunk)
+            w.dNormed.reserve(exits * chunk * dim)
+            if head.type == .q8_0 { w.tile.reserve(Self.tileRows * dim) }
+            if w.rowStats.count < 3 * exits * chunk { w.rowStats = [Double](repeating: 0, count: 3 * exits * chunk) }
         }
-        invRms.reserve(exits * chunk)
-        dNormed.reserve(exits * chunk * dim)
         norms.reserve(exits * dim)
-        normGrads.reserve(exits * dim).update(repeating: 0, count: exits * dim)
-        if head.type == .q8_0 { tile.reserve(Self.tileRows * dim) }
+        normGrads.reserve(chunks * exits * dim).update(repeating: 0, count: chunks * exits * dim)
+        normGradChunks = chunks
+        chunkTotals = [Double](repeating: 0, count: chunks * 3 * exits)
         for (e, p) in parameters.enumerated() {
             precondition(p.norm.count == dim, "exit norm has \(p.norm.count) values, not \(dim)")
-            p.norm.withUnsafeBufferPointer { norms.pointer.advanced(by: e * dim).update(from: $0.baseAddress!, count: dim) }
+            p.norm.withUnsafeBufferPointer { self.norms.pointer.advanced(by: e * dim).update(from: $0.baseAddress!, count: dim) }
         }
 
         let rowTerms = RowTerms(temperature: o.temperature, crossEntropyWeight: o.crossEntropyWeight,
                                 gradientScale: 1 / (Float(exits) * Float(n)), vocab: vocab)
+        let norms = UnsafePointer(self.norms.pointer), normGrads = self.normGrads.pointer
+        chunkTotals.withUnsafeMutableBufferPointer { totalsBuffer in
+            let chunkTotals = totalsBuffer.baseAddress!
+            parallelTasks(workerCount) { wi in
+                let w = workers[wi]
+                for k in stride(from: wi, to: chunks, by: workerCount) {
+                    let lo = k * chunk, c = min(chunk, n - lo)
+                    // Stack teacher rows and normed exit rows, then one product with W_out.
+                    w.stacked.pointer.update(from: teacher + lo * dim, count: c * dim)
+                    for e in 0..<exits {
+                        TrainingKernels.rmsNorm(exitHidden[e] + lo * dim, weight: norms + e * dim,
+                                                out: w.stacked.pointer + (1 + e) * c * dim, invRms: w.invRms.pointer + e * c,
+                                                rows: c, n: dim, eps: config.normEps)
+                    }
+                    Linear.forwardFloatActivations(head, x: w.stacked.pointer, tokens: (exits + 1) * c, y: w.logits.pointer)
+                    teacherDistributions(w, rows: c, temperature: o.temperature)
+                    exitTerms(w, rows: c, exits: exits, first: lo, targets: targets, terms: rowTerms,
+                              gradients: hiddenGradients != nil)
+                    // Sum the per-row terms in a fixed order: the result does not depend on threads.
+                    for s in 0..<3 {
+                        for e in 0..<exits {
+                            var acc = 0.0
+                            for r in 0..<c { acc += w.rowStats[(s * exits + e) * c + r] }
+                            chunkTotals[(k * 3 + s) * exits + e] = acc
+                        }
+                    }
+                    if let hiddenGradients {
+                        backwardThroughHead(w, head, rows: c, exits: exits)
+                        for e in 0..<exits {
+                            TrainingKernels.rmsNormBackward(exitHidden[e] + lo * dim, invRms: w.invRms.pointer + e * c,
+                                                            weight: norms + e * dim, dOut: w.dNormed.pointer + e * c * dim,
+                                                            rows: c, n: dim, dWeight: normGrads + (k * exits + e) * dim,
+                                                            dX: hiddenGradients[e] + lo * dim, accumulate: false)
+                        }
+                    }
+                }
+            }
+        }
         var totals = [Double](repeating: 0, count: 3 * exits)   // loss, plain KL, CE sums per exit
-        var lo = 0
-        while lo < n {
-            let c = min(chunk, n - lo)
-            // Stack teacher rows and normed exit rows, then one product with W_out.
-            stacked.pointer.update(from: teacher + lo * dim, count: c * dim)
-            for e in 0..<exits {
-                TrainingKernels.rmsNorm(exitHidden[e] + lo * dim, weight: norms.pointer + e * dim,
-                                        out: stacked.pointer + (1 + e) * c * dim, invRms: invRms.pointer + e * c,
-                                        rows: c, n: dim, eps: config.normEps)
-            }
-            Linear.forwardFloatActivations(head, x: stacked.pointer, tokens: (exits + 1) * c, y: logits.pointer)
-            teacherDistributions(rows: c, temperature: o.temperature)
-            exitTerms(rows: c, exits: exits, first: lo, targets: targets, terms: rowTerms,
-                      gradients: hiddenGradients != nil)
-            // Sum the per-row terms in a fixed order: the result does not depend on threads.
-            for s in 0..<3 {
-                for e in 0..<exits {
-                    var acc = 0.0
-                    for r in 0..<c { acc += rowStats[(s * exits + e) * c + r] }
-                    totals[s * exits + e] += acc
-                }
-            }
-            if let hiddenGradients {
-                backwardThroughHead(head, rows: c, exits: exits)
-                for e in 0..<exits {
-                    TrainingKernels.rmsNormBackward(exitHidden[e] + lo * dim, invRms: invRms.pointer + e * c,
-                                                    weight: norms.pointer + e * dim, dOut: dNormed.pointer + e * c * dim,
-                                                    rows: c, n: dim, dWeight: normGrads.pointer + e * dim,
-                                                    dX: hiddenGradients[e] + lo * dim, accumulate: false)
-                }
-            }
-            lo += c
+        for k in 0..<chunks {
+            for i in 0..<(3 * exits) { totals[i] += chunkTotals[k * 3 * exits + i] }
         }
         let targetCount = targets?.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) } ?? 0
         let exitLosses = (0..<exits).map { totals[$0] / Double(n) }
@@ -190,9 +221,9 @@ public final class ExitLoss {
 
     /// Turns the teacher block of `logits` (`rows` rows) into log p_T in place, p_T into
     /// `teacherProbs`, and at T != 1 log p and p at temperature 1 into their buffers.
-    private func teacherDistributions(rows c: Int, temperature: Float) {
+    private func teacherDistributions(_ w: Worker, rows c: Int, temperature: Float) {
         let vocab = config.vocabSize, tempered = temperature != 1, invT = 1 / temperature
-        let z = logits.pointer, pT = teacherProbs.pointer, lp1 = teacherLogP1.pointer, p1 = teacherProbs1.pointer
+        let z = w.logits.pointer, pT = w.teacherProbs.pointer, lp1 = w.teacherLogP1.pointer, p1 = w.teacherProbs1.pointer
         parallelChunks(c, minimumPerThread: max(1, 8192 / vocab)) { range in
             for r in range {
                 let o = r * vocab
@@ -214,14 +245,15 @@ public final class ExitLoss {
     /// w.r.t. the exit's logits in place of them:
     /// `d/dz_k = scale * (T (q_T - p_T) + w (q - onehot(target)))`, the `w` term only on rows
     /// that have a target.
-    private func exitTerms(rows c: Int, exits: Int, first: Int, targets: [Int]?, terms t: RowTerms, gradients: Bool) {
+    private func exitTerms(_ worker: Worker, rows c: Int, exits: Int, first: Int, targets: [Int]?, terms t: RowTerms,
+                           gradients: Bool) {
         let vocab = t.vocab, tempered = t.temperature != 1
         let tau = t.temperature, w = t.crossEntropyWeight, scale = t.gradientScale
-        if rowStats.count < 3 * exits * c { rowStats = [Double](repeating: 0, count: 3 * exits * c) }
-        let teacherLogP = UnsafePointer(logits.pointer), z = logits.pointer + c * vocab
-        let pT = UnsafePointer(teacherProbs.pointer)
-        let lp1 = UnsafePointer(teacherLogP1.pointer), p1 = UnsafePointer(teacherProbs1.pointer)
-        rowStats.withUnsafeMutableBufferPointer { statsBuffer in
+        if worker.rowStats.count < 3 * exits * c { worker.rowStats = [Double](repeating: 0, count: 3 * exits * c) }
+        let teacherLogP = UnsafePointer(worker.logits.pointer), z = worker.logits.pointer + c * vocab
+        let pT = UnsafePointer(worker.teacherProbs.pointer)
+        let lp1 = UnsafePointer(worker.teacherLogP1.pointer), p1 = UnsafePointer(worker.teacherProbs1.pointer)
+        worker.rowStats.withUnsafeMutableBufferPointer { statsBuffer in
             let stats = statsBuffer.baseAddress!
             targets.withUnsafeOptionalBuffer { targetBuffer in
                 parallelChunks(exits * c, minimumPerThread: max(1, 8192 / vocab)) { range in
@@ -251,9 +283,9 @@ public final class ExitLoss {
     }
 
     /// `dNormed[E * rows, dim] = dLogits[E * rows, vocab] · W_out`, widening a Q8_0 head tile by tile.
-    private func backwardThroughHead(_ head: WeightMatrix, rows c: Int, exits: Int) {
+    private func backwardThroughHead(_ w: Worker, _ head: WeightMatrix, rows c: Int, exits: Int) {
         let vocab = config.vocabSize, dim = config.dim
-        let dLogits = logits.pointer + c * vocab
+        let dLogits = w.logits.pointer + c * vocab, dNormed = w.dNormed, tile = w.tile
         switch head.type {
         case .f32:
             BLAS.gemmNN(m: exits * c, n: dim, k: vocab, a: dLogits, lda: vocab, b: head.f32, ldb: dim,

@@ -18,9 +18,9 @@ enum TrainingAttention {
     }
 
     /// `out[N, qDim]` from rotated `q[N, qDim]`, `k[N, kvDim]`, `v[N, kvDim]`; fills `probs`
-    /// (`probabilityCount` floats) on and below the diagonal.
+    /// (`probabilityCount` floats) on and below the diagonal, or with `probs` nil keeps nothing.
     static func forward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-                        probs: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>,
+                        probs: UnsafeMutablePointer<Float>?, out: UnsafeMutablePointer<Float>,
                         sequences: Int, tokens T: Int, config c: LlamaConfig) {
         let hd = c.headDim, qDim = c.qDim, kvDim = c.kvDim, kvHeads = c.kvHeadCount
         let group = c.headCount / kvHeads
@@ -33,7 +33,7 @@ enum TrainingAttention {
                 let s = item / kvHeads, g = item % kvHeads
                 let qOffset = s * T * qDim + g * group * hd, kvOffset = s * T * kvDim + g * hd
                 balcony_attention_forward(q + qOffset, qDim, k + kvOffset, v + kvOffset, kvDim, T, hd, group, scale,
-                                          probs + (s * c.headCount + g * group) * perHead, out + qOffset, qDim, scratch)
+                                          probs.map { $0 + (s * c.headCount + g * group) * perHead }, out + qOffset, qDim, scratch)
             }
         }
     }

@@ -21,6 +21,10 @@ void balcony_q8_0_gemv_q8(const void *w, size_t cols, const int8_t *xq, const fl
 /// Widens rows [row_begin, row_end) of W into out (row-major floats, cols per row, starting at out).
 void balcony_q8_0_dequantize_rows(const void *w, size_t cols, float *out, size_t row_begin, size_t row_end);
 
+/// y[r] = W[r, :] . x for r in [row_begin, row_end); W is F32, row-major, cols per row. Rows are
+/// walked one after another (one sequential stream, prefetched ahead); AVX2/FMA when present.
+void balcony_f32_gemv(const float *w, size_t cols, const float *x, float *y, size_t row_begin, size_t row_end);
+
 /// 1 when the AVX2 path is in use (for reports).
 int balcony_q8_0_uses_avx2(void);
 
@@ -29,8 +33,9 @@ int balcony_q8_0_uses_avx2(void);
 /// Causal attention of `heads` query heads sharing one key/value head, within one sequence of
 /// `tokens` positions. probs receives each head's probabilities (balcony_attention_probs_count
 /// floats per head, heads one after another), the lower triangle stored row by row in blocks of
-/// eight keys (row t holds keys 0 ..< 8 (t / 8 + 1), zero past t). out rows have stride ldo.
-/// scratch: see the _scratch function.
+/// eight keys (row t holds keys 0 ..< 8 (t / 8 + 1), zero past t); with probs NULL they are
+/// formed in scratch, eight rows at a time, and not kept (a forward without backward). out rows
+/// have stride ldo. scratch: see the _scratch function.
 void balcony_attention_forward(const float *q, size_t ldq, const float *k, const float *v, size_t ldkv, size_t tokens,
                                size_t head_dim, size_t heads, float scale, float *probs, float *out, size_t ldo,
                                float *scratch);
