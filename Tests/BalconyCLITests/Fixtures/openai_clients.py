@@ -1,4 +1,4 @@
-"""Drives `balcony serve` with the official `openai` Python client, for BalconyServerTests.
+"""Drives `balcony serve` with the official `openai` Python client, for ServeCLITests.
 
     python3 openai_clients.py BASE_URL API_KEY basic
     python3 openai_clients.py BASE_URL API_KEY concurrent N MAX_TOKENS
