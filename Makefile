@@ -42,6 +42,7 @@ demo: build
 	$(BALCONY) generate --balconies $(DEMO)/balconies.safetensors --draft-exit 3 --prompt "Once upon a time" --temperature 0 --max-tokens 60
 
 test: deps
+	@python3 -c 'import openai' 2>/dev/null || pip install -q openai  # the server tests use the OpenAI client
 	swift test
 
 bench: build

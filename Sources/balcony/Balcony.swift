@@ -14,7 +14,7 @@ struct BalconyCommand: AsyncParsableCommand {
         """,
         subcommands: [
             InfoCommand.self, GenerateCommand.self, TokenizeCommand.self, ScoreCommand.self,
-            TrainCommand.self, EvalCommand.self, BenchCommand.self, DownloadCommand.self, RandomModelCommand.self,
+            TrainCommand.self, EvalCommand.self, BenchCommand.self, ServeCommand.self, DownloadCommand.self, RandomModelCommand.self,
         ]
     )
 }

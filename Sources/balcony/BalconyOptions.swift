@@ -29,6 +29,11 @@ struct BalconyOptions: ParsableArguments {
 
     /// The balcony model, or nil when no balconies were given.
     func load(_ rt: LoadedRuntime) throws -> BalconyModel? {
+        try Self.load(rt, balconies: balconies, randomExits: randomExits)
+    }
+
+    /// The balcony model from a balcony file or random balconies at listed exits; nil for neither.
+    static func load(_ rt: LoadedRuntime, balconies: String?, randomExits: String?) throws -> BalconyModel? {
         if let file = balconies {
             let loaded = try BalconyFile.read(from: URL(fileURLWithPath: file), base: rt.model.weights)
             for note in loaded.notes { printError("note: \(note)") }

@@ -24,9 +24,11 @@ struct CLIRunner {
         return beside
     }()
 
-    static func run(_ args: [String], environment: [String: String] = [:], stdin: String? = nil) throws -> Result {
+    /// Runs `balcony ARGS`, or with `program` another program found on the PATH (`python3`, `curl`).
+    static func run(_ args: [String], environment: [String: String] = [:], stdin: String? = nil, program: String? = nil) throws -> Result {
         let p = Process()
-        p.executableURL = executable
+        p.executableURL = program == nil ? executable : URL(fileURLWithPath: "/usr/bin/env")
+        let args = program.map { [$0] + args } ?? args
         p.arguments = args
         var env = ProcessInfo.processInfo.environment
         env["HF_HUB_OFFLINE"] = "1"  // tests never touch the network

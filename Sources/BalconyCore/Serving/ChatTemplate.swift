@@ -1,0 +1,108 @@
+import Foundation
+
+/// One chat message.
+public struct ChatMessage: Sendable, Equatable {
+    public var role: String
+    public var content: String
+
+    public init(role: String, content: String) {
+        self.role = role
+        self.content = content
+    }
+}
+
+/// The chat formats Balcony knows, recognized from the Jinja template a model ships
+/// (`chat_template` in `tokenizer_config.json`, or `tokenizer.chat_template` in a GGUF file).
+/// Balcony does not run Jinja: it recognizes the three common families by their markers and
+/// renders them natively; anything else gets the plain transcript, which is documented in
+/// docs/serving.md.
+public enum ChatTemplate: String, Sendable, CaseIterable {
+    /// `<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {assistant} </s><s>[INST] ...`
+    case llama2
+    /// `<|begin_of_text|><|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>...`
+    case llama3
+    /// `<|im_start|>{role}\n{content}<|im_end|>\n...<|im_start|>assistant\n`
+    case chatml
+    /// The default for models without a known template: `System: ...`, `User: ...`,
+    /// `Assistant: ...` lines separated by newlines, ending with `Assistant:`.
+    case plain
+
+    /// Recognizes a Jinja chat template by its markers; `plain` when there is none or it is unknown.
+    public static func recognize(_ jinja: String?) -> ChatTemplate {
+        guard let t = jinja else { return .plain }
+        if t.contains("<|start_header_id|>") { return .llama3 }
+        if t.contains("<|im_start|>") { return .chatml }
+        if t.contains("[INST]") { return .llama2 }
+        return .plain
+    }
+
+    /// The template text a model folder or GGUF file carries: `tokenizer_config.json`'s
+    /// `chat_template` (a string, or a list of named templates whose "default" is used), looked for
+    /// in `directory`.
+    public static func jinja(inDirectory directory: URL) -> String? {
+        let url = directory.appendingPathComponent("tokenizer_config.json")
+        guard let data = FileManager.default.contents(atPath: url.path),
+              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        if let s = root["chat_template"] as? String { return s }
+        if let list = root["chat_template"] as? [[String: Any]] {
+            let named = list.first { $0["name"] as? String == "default" } ?? list.first
+            return named?["template"] as? String
+        }
+        return nil
+    }
+
+    /// Whether the rendered text must be encoded with special-token parsing (the template's markers
+    /// are control tokens).
+    public var usesSpecialTokens: Bool { self != .plain }
+
+    /// The prompt text for `messages`, ending where the assistant's reply starts. BOS is not part of
+    /// the text: the caller prepends it as the tokenizer does (`encodeForModel`).
+    public func render(_ messages: [ChatMessage]) -> String {
+        switch self {
+        case .llama3:
+            var s = ""
+            for m in messages { s += "<|start_header_id|>\(m.role)<|end_header_id|>\n\n\(m.content.trimmingCharacters(in: .whitespacesAndNewlines))<|eot_id|>" }
+            return s + "<|start_header_id|>assistant<|end_header_id|>\n\n"
+        case .chatml:
+            var s = ""
+            for m in messages { s += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
+            return s + "<|im_start|>assistant\n"
+        case .llama2:
+            // Meta's format: the system prompt goes inside the first user turn.
+            var s = ""
+            var system: String?
+            var firstTurn = true
+            for m in messages {
+                switch m.role {
+                case "system": system = m.content
+                case "assistant": s += " \(m.content.trimmingCharacters(in: .whitespaces)) </s>"
+                default:
+                    var user = m.content.trimmingCharacters(in: .whitespaces)
+                    if let sys = system, firstTurn { user = "<<SYS>>\n\(sys)\n<</SYS>>\n\n" + user }
+                    s += (firstTurn ? "" : "<s>") + "[INST] \(user) [/INST]"
+                    firstTurn = false
+                    system = nil
+                }
+            }
+            return s
+        case .plain:
+            var lines: [String] = []
+            for m in messages {
+                let role = m.role.prefix(1).uppercased() + m.role.dropFirst()
+                lines.append("\(role): \(m.content)")
+            }
+            lines.append("Assistant:")
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    /// Prompt ids for `messages`: the rendered text, with BOS in front when the model expects it
+    /// (LLaMA-2 and LLaMA-3 templates always start with BOS).
+    public func encode(_ messages: [ChatMessage], tokenizer: any Tokenizer) -> [Int] {
+        let text = render(messages)
+        var ids = tokenizer.encode(text, parseSpecial: usesSpecialTokens)
+        let wantsBOS = self == .llama2 || self == .llama3 || tokenizer.addsBOS
+        if wantsBOS, let b = tokenizer.bosTokenId { ids.insert(b, at: 0) }
+        return ids
+    }
+}
