@@ -3,10 +3,7 @@
 #include <string.h>
 #include <math.h>
 
-#if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
-#define BALCONY_X86 1
-#endif
+#include "simd_x86.h"
 
 #define QK 32
 #define BLOCK_BYTES 34
@@ -88,15 +85,6 @@ static inline __m256 block_dot_i8(const uint8_t *p, const int8_t *xb) {
 }
 
 __attribute__((target("avx2,fma,f16c")))
-static inline float hsum(__m256 v) {
-    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-    lo = _mm_add_ps(lo, hi);
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    return _mm_cvtss_f32(lo);
-}
-
-__attribute__((target("avx2,fma,f16c")))
 static inline __m256 block_step(const uint8_t *p, const int8_t *xb, float dx, __m256 acc) {
     uint16_t h;
     memcpy(&h, p, 2);
@@ -126,7 +114,7 @@ static void gemv_q8_avx2(const uint8_t *w, size_t cols, const int8_t *xq, const 
             a1 = block_step(p + (b + 1) * BLOCK_BYTES, xq + (b + 1) * QK, xd[b + 1], a1);
         }
         if (b < blocks) a0 = block_step(p + b * BLOCK_BYTES, xq + b * QK, xd[b], a0);
-        y[r] = hsum(_mm256_add_ps(a0, a1));
+        y[r] = balcony_hsum8(_mm256_add_ps(a0, a1));
     }
 }
 
@@ -149,33 +137,25 @@ static void dequantize_avx2(const uint8_t *w, size_t cols, float *out, size_t r0
     }
 }
 
-static int has_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-    }
-    return cached;
-}
 #endif
 
 void balcony_q8_0_gemv_q8(const void *w, size_t cols, const int8_t *xq, const float *xd, float *y, size_t r0, size_t r1) {
 #ifdef BALCONY_X86
-    if (has_avx2()) { gemv_q8_avx2((const uint8_t *)w, cols, xq, xd, y, r0, r1); return; }
+    if (balcony_has_avx2()) { gemv_q8_avx2((const uint8_t *)w, cols, xq, xd, y, r0, r1); return; }
 #endif
     gemv_q8_portable((const uint8_t *)w, cols, xq, xd, y, r0, r1);
 }
 
 void balcony_q8_0_dequantize_rows(const void *w, size_t cols, float *out, size_t r0, size_t r1) {
 #ifdef BALCONY_X86
-    if (has_avx2()) { dequantize_avx2((const uint8_t *)w, cols, out, r0, r1); return; }
+    if (balcony_has_avx2()) { dequantize_avx2((const uint8_t *)w, cols, out, r0, r1); return; }
 #endif
     dequantize_portable((const uint8_t *)w, cols, out, r0, r1);
 }
 
 int balcony_q8_0_uses_avx2(void) {
 #ifdef BALCONY_X86
-    return has_avx2();
+    return balcony_has_avx2();
 #else
     return 0;
 #endif
