@@ -26,13 +26,14 @@ TRAIN_TEXT ?= $(SHARED)/data/tinystories/train.txt
 HELDOUT_TEXT ?= $(SHARED)/data/tinystories/heldout.txt
 
 # The whole Balcony loop on the default model: train exits by self-distillation, compare every exit
-# with the full model and the untrained early-exit baseline, then generate at a shallow and a deep exit.
+# with the full model and the early-exit and ShortGPT baselines (report in .demo/eval), then generate
+# at a shallow and a deep exit.
 demo: build
 	$(BALCONY) info
 	rm -rf $(DEMO)
 	$(BALCONY) train --data $(TRAIN_TEXT) --exits 1,2,3,4 --steps 200 --batch-size 16 --seq-len 256 --lr 3e-3 --out $(DEMO) --log-every 20
 	$(BALCONY) info --balconies $(DEMO)/balconies.safetensors
-	$(BALCONY) eval --balconies $(DEMO)/balconies.safetensors --data $(HELDOUT_TEXT) --max-tokens 20000
+	$(BALCONY) eval --balconies $(DEMO)/balconies.safetensors --data $(HELDOUT_TEXT) --max-tokens 20000 --calibration $(TRAIN_TEXT) --out $(DEMO)/eval
 	$(BALCONY) bench --balconies $(DEMO)/balconies.safetensors --prompt-tokens 128 --gen-tokens 64
 	@echo "--- exit 1 (2 of 5 layers) ---"
 	$(BALCONY) generate --balconies $(DEMO)/balconies.safetensors --exit 1 --prompt "Once upon a time" --temperature 0 --max-tokens 60
