@@ -152,11 +152,3 @@ void balcony_q8_0_dequantize_rows(const void *w, size_t cols, float *out, size_t
 #endif
     dequantize_portable((const uint8_t *)w, cols, out, r0, r1);
 }
-
-int balcony_q8_0_uses_avx2(void) {
-#ifdef BALCONY_X86
-    return balcony_has_avx2();
-#else
-    return 0;
-#endif
-}

@@ -25,9 +25,6 @@ void balcony_q8_0_dequantize_rows(const void *w, size_t cols, float *out, size_t
 /// walked one after another (one sequential stream, prefetched ahead); AVX2/FMA when present.
 void balcony_f32_gemv(const float *w, size_t cols, const float *x, float *y, size_t row_begin, size_t row_end);
 
-/// 1 when the AVX2 path is in use (for reports).
-int balcony_q8_0_uses_avx2(void);
-
 /// Training kernels (training.c), AVX2/FMA when the CPU has them. Row-major; `ld*` are row strides.
 
 /// Causal attention of `heads` query heads sharing one key/value head, within one sequence of
