@@ -140,6 +140,10 @@ void balcony_rmsnorm_backward_input(const float *x, const float *inv_rms, const 
     DISPATCH(rmsnorm_backward_input, x, inv_rms, weight, d_out, d_x, rows, n, accumulate);
 }
 
+void balcony_softmax(float *x, size_t n) {
+    if (n > 0) DISPATCH(softmax_row, x, n, 0);
+}
+
 float balcony_exp(float x) { return tk_exp(x); }
 
 int balcony_training_kernels_use_avx2(int portable_only) {

@@ -33,6 +33,28 @@ import Testing
         #expect(maxDiff(one, two) < 1e-4)
     }
 
+    /// Prompts longer than the small-batch limit take prefill's attention (tasks of one head and
+    /// up to 64 queries on the threads, keys only up to each block's last query): several blocks,
+    /// a last partial block, and a second chunk that starts past position 0 all give what
+    /// decoding token by token gives.
+    @Test func longPrefillMatchesDecode() throws {
+        var c = TinyModels.config(kvHeads: 1)
+        c.contextLength = 160
+        let m = try LlamaModel(weights: TinyModels.weights(c))
+        let tokens = (0..<150).map { ($0 * 37 + 11) % c.vocabSize }
+        let v = c.vocabSize
+        let all = try m.forward(tokens, cache: m.makeCache(), outputs: .all)
+        let chunked = m.makeCache()
+        let first = try m.forward(Array(tokens[0..<70]), cache: chunked, outputs: .all)
+        let second = try m.forward(Array(tokens[70...]), cache: chunked, outputs: .all)
+        #expect(maxDiff(first + second, all) < 1e-4)
+        let cache = m.makeCache()
+        for (i, t) in tokens.enumerated() {
+            let step = try m.forward([t], cache: cache)
+            #expect(maxDiff(step, Array(all[(i * v)..<((i + 1) * v)])) < 1e-4, "position \(i)")
+        }
+    }
+
     /// Q8_0 weights multiplied in quantized form give what F32 gives on their dequantized values.
     @Test func q8MatchesDequantizedF32() throws {
         let w = TinyModels.weights(TinyModels.config())

@@ -23,13 +23,18 @@ enum SmallBatch {
     static let rowLimit = 16
     /// Weight rows per cache block: 16 rows of 768 floats is 48 KiB.
     static let blockRows = 16
+    /// Rows per work item handed out to the threads as they come free: 128 rows of 768 floats
+    /// are 384 KiB, a long enough stream for the prefetcher, and a 768-wide layer has dozens.
+    static let dynamicChunkRows = 128
 
     /// Calls `body(j, i, rows)` for every matrix `j` (with `rows[j]` rows), activation row `i < tokens`
     /// and block of that matrix's rows. The matrices' rows are split over threads together, so
     /// products that share their input (q, k and v; gate and up) cost one fork and join, which at
     /// decode is a sizeable share of a small matrix's time.
     static func run(rows: [Int], tokens: Int, _ body: (Int, Int, Range<Int>) -> Void) {
-        parallelChunks(rows.reduce(0, +), minimumPerThread: 64) { range in
+        let total = rows.reduce(0, +)
+        let chunk = total < 64 * ComputeThreads.count ? total : dynamicChunkRows
+        parallelDynamic(total, chunk: chunk) { range in
             var offset = 0
             for (j, n) in rows.enumerated() {
                 var lo = max(range.lowerBound, offset) - offset

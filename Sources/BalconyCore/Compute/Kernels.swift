@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Element-wise and row-wise kernels of the decoder. Pointers are row-major `[rows, n]`.
@@ -41,11 +42,11 @@ public enum Kernels {
         for i in 0..<n { out[i] = x[i] - lse }
     }
 
-    /// `gate[i] = silu(gate[i]) * up[i]` over `n` values (the SwiGLU of LLaMA's MLP).
+    /// `gate[i] = silu(gate[i]) * up[i]` over `n` values (the SwiGLU of LLaMA's MLP), with
+    /// vectorized exponentials; a prefill's rows are split over the threads.
     public static func swiglu(gate: UnsafeMutablePointer<Float>, up: UnsafePointer<Float>, _ n: Int) {
-        for i in 0..<n {
-            let g = gate[i]
-            gate[i] = g / (1 + expf(-g)) * up[i]
+        parallelChunks(n, minimumPerThread: 1 << 15) { r in
+            balcony_swiglu_forward(gate + r.lowerBound, up + r.lowerBound, gate + r.lowerBound, r.count)
         }
     }
 

@@ -32,17 +32,53 @@ enum Q8Kernels {
         }
     }
 
-    /// Prefill: `y[T, rows] = x[T, cols] · W^T`, one SGEMM per tile of widened rows.
+    /// Prefill: `y[T, rows] = x[T, cols] · W^T`, one SGEMM per tile of widened rows; each thread
+    /// widens and multiplies its own share of the rows (see `PrefillGEMM`).
     static func gemm(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
         let cols = w.cols, tileRows = Self.tileRows(cols: cols)
-        let tile = UnsafeMutablePointer<Float>.allocate(capacity: tileRows * cols)
-        defer { tile.deallocate() }
-        var lo = 0
-        while lo < w.rows {
-            let hi = min(w.rows, lo + tileRows)
-            dequantizeRows(w, lo, hi, into: tile)
-            BLAS.gemmNT(m: tokens, n: hi - lo, k: cols, a: x, lda: cols, b: tile, ldb: cols, c: y + lo, ldc: w.rows)
-            lo = hi
+        PrefillGEMM.splitRows(w.rows) { rows in
+            // Kept by the thread between calls: a fresh 16 MiB allocation is a fresh mapping whose
+            // pages fault in on every product.
+            let tile = balcony_thread_scratch(min(tileRows, rows.count) * cols)!
+            var lo = rows.lowerBound
+            while lo < rows.upperBound {
+                let hi = min(rows.upperBound, lo + tileRows)
+                balcony_q8_0_dequantize_rows(w.data, cols, tile, lo, hi)
+                BLAS.gemmNT(m: tokens, n: hi - lo, k: cols, a: x, lda: cols, b: tile, ldb: cols, c: y + lo, ldc: w.rows)
+                lo = hi
+            }
+        }
+    }
+}
+
+/// Prefill's matrix products split by weight rows over Balcony's threads, each calling
+/// single-threaded SGEMM on its share. OpenBLAS's own threading synchronizes inside every call
+/// and, while its threads wait, yields the core in a loop: about a tenth of a 110M model's
+/// prefill here went to the scheduler. One split per call, on the pool that decode uses, avoids
+/// both.
+enum PrefillGEMM {
+    /// Calls `body(rows)` for one contiguous share of `0 ..< count` per thread (shares are
+    /// multiples of 16 rows), or once for all rows inside `parallelTasks`.
+    static func splitRows(_ count: Int, _ body: (Range<Int>) -> Void) {
+        let threads = min(ComputeThreads.count, max(1, count / 16))
+        guard threads > 1, !SerialKernels.active else {
+            body(0..<count)
+            return
+        }
+        let share = (count + threads - 1) / threads
+        let step = (share + 15) / 16 * 16
+        parallelTasks(threads) { p in
+            let lo = min(count, p * step), hi = min(count, lo + step)
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    /// `y[T, rows] = x[T, cols] · W^T` for an F32 matrix.
+    static func f32(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
+        let cols = w.cols
+        splitRows(w.rows) { rows in
+            BLAS.gemmNT(m: tokens, n: rows.count, k: cols, a: x, lda: cols, b: w.f32 + rows.lowerBound * cols, ldb: cols,
+                        c: y + rows.lowerBound, ldc: w.rows)
         }
     }
 }
@@ -90,7 +126,7 @@ public enum Linear {
     /// Beyond the small-batch limit: SGEMM (Q8_0 through widened tiles).
     private static func gemm(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
         switch w.type {
-        case .f32: BLAS.gemmNT(m: tokens, n: w.rows, k: w.cols, a: x, lda: w.cols, b: w.f32, ldb: w.cols, c: y, ldc: w.rows)
+        case .f32: PrefillGEMM.f32(w, x: x, tokens: tokens, y: y)
         case .q8_0: Q8Kernels.gemm(w, x: x, tokens: tokens, y: y)
         }
     }

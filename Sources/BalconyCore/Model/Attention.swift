@@ -1,9 +1,10 @@
+import CKernels
 import Foundation
 
 /// Causal grouped-query attention over a layer's KV cache.
 enum Attention {
     /// `out[T, qDim]` = attention of the `tokens` queries `q[T, qDim]` (positions `start ..< start+T`)
-    /// over cache rows `0 ..< start+T`. `scores` holds at least `max(T, heads) * (start+T)` floats.
+    /// over cache rows `0 ..< start+T`. `scores` holds at least `scoreCount(...)` floats.
     static func causal(q: UnsafePointer<Float>, cache: LayerKVCache, start: Int, tokens: Int,
                        config c: LlamaConfig, scores: UnsafeMutablePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let hd = c.headDim
@@ -19,22 +20,40 @@ enum Attention {
             }
             return
         }
-        // Prefill: per head, two SGEMMs with the causal mask applied between them.
-        for h in 0..<c.headCount {
+        // Prefill: tasks of one head and `blockRows` queries, spread over the threads, each two
+        // single-threaded SGEMMs with the causal mask between them. A block reads keys only up to
+        // its last query, which skips about half of the full square's work, and a task per block
+        // synchronizes the threads once per layer instead of around every small SGEMM.
+        let blockRows = min(tokens, prefillBlockRows)
+        let blocks = (tokens + blockRows - 1) / blockRows
+        parallelTasks(c.headCount * blocks) { task, thread in
+            let h = task / blocks, b0 = (task % blocks) * blockRows
+            let b1 = min(tokens, b0 + blockRows)
             let kvh = h / group
-            BLAS.gemmNT(m: tokens, n: length, k: hd, a: q + h * hd, lda: qDim,
-                        b: cache.keys + kvh * hd, ldb: kvDim, c: scores, ldc: length, alpha: scale)
-            parallelChunks(tokens, minimumPerThread: 16) { rows in
-                for t in rows {
-                    let row = scores + t * length
-                    let visible = start + t + 1
-                    Kernels.softmax(row, visible)
-                    for j in visible..<length { row[j] = 0 }
-                }
+            let keys = start + b1
+            let s = scores + thread * blockRows * length
+            BLAS.gemmNT(m: b1 - b0, n: keys, k: hd, a: q + b0 * qDim + h * hd, lda: qDim,
+                        b: cache.keys + kvh * hd, ldb: kvDim, c: s, ldc: keys, alpha: scale)
+            for t in b0..<b1 {
+                let row = s + (t - b0) * keys
+                let visible = start + t + 1
+                balcony_softmax(row, visible)
+                for j in visible..<keys { row[j] = 0 }
             }
-            BLAS.gemmNN(m: tokens, n: hd, k: length, a: scores, lda: length,
-                        b: cache.values + kvh * hd, ldb: kvDim, c: out + h * hd, ldc: qDim)
+            BLAS.gemmNN(m: b1 - b0, n: hd, k: keys, a: s, lda: keys,
+                        b: cache.values + kvh * hd, ldb: kvDim, c: out + b0 * qDim + h * hd, ldc: qDim)
         }
+    }
+
+    /// Queries per prefill attention task.
+    static let prefillBlockRows = 64
+
+    /// Floats of `scores` that `causal` needs for `tokens` queries over `context` positions with
+    /// `threads` threads.
+    static func scoreCount(tokens: Int, context: Int, config c: LlamaConfig, threads: Int) -> Int {
+        tokens <= Linear.rowInvariantLimit
+            ? max(tokens, c.headCount) * context
+            : max(c.headCount, threads * min(tokens, prefillBlockRows)) * context
     }
 
     /// One query per head over cache rows `0 ..< length`; heads run in parallel, each with its own
@@ -47,22 +66,8 @@ enum Attention {
         parallelChunks(c.headCount, minimumPerThread: 1) { heads in
             for h in heads {
                 let kvh = h / group
-                let qh = q + h * hd
-                let s = scores + h * length
-                for j in 0..<length {
-                    let kj = cache.keys + j * kvDim + kvh * hd
-                    var dot: Float = 0
-                    for i in 0..<hd { dot += qh[i] * kj[i] }
-                    s[j] = dot * scale
-                }
-                Kernels.softmax(s, length)
-                let o = out + h * hd
-                for i in 0..<hd { o[i] = 0 }
-                for j in 0..<length {
-                    let vj = cache.values + j * kvDim + kvh * hd
-                    let p = s[j]
-                    for i in 0..<hd { o[i] += p * vj[i] }
-                }
+                balcony_attend_one(q + h * hd, cache.keys + kvh * hd, cache.values + kvh * hd, kvDim, length, hd,
+                                   scale, scores + h * length, out + h * hd)
             }
         }
     }

@@ -12,7 +12,7 @@ public final class Scratch {
     var proj = UnsafeMutablePointer<Float>.allocate(capacity: 1)    // [T, dim]
     var gate = UnsafeMutablePointer<Float>.allocate(capacity: 1)    // [T, hidden]
     var up = UnsafeMutablePointer<Float>.allocate(capacity: 1)      // [T, hidden]
-    var scores = UnsafeMutablePointer<Float>.allocate(capacity: 1)  // [max(T, heads), context]
+    var scores = UnsafeMutablePointer<Float>.allocate(capacity: 1)  // Attention.scoreCount floats
 
     public init() {}
 
@@ -30,7 +30,9 @@ public final class Scratch {
             up = .allocate(capacity: t * c.hiddenDim)
             tokens = t
         }
-        let need = max(t, c.headCount) * context
+        // Ragged batches may hold sequences of either kind, so room for both.
+        let need = max(max(t, c.headCount) * context,
+                       Attention.scoreCount(tokens: t, context: context, config: c, threads: ComputeThreads.count))
         if need > scoreCapacity {
             scores.deallocate()
             scores = .allocate(capacity: need)

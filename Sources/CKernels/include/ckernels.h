@@ -25,6 +25,12 @@ void balcony_q8_0_dequantize_rows(const void *w, size_t cols, float *out, size_t
 /// walked one after another (one sequential stream, prefetched ahead); AVX2/FMA when present.
 void balcony_f32_gemv(const float *w, size_t cols, const float *x, float *y, size_t row_begin, size_t row_end);
 
+/// Attention of one query head q[head_dim] over `length` cached keys and values (row stride
+/// `stride` floats, already offset to the head's columns): scores[length] receives the
+/// probabilities, out[head_dim] the weighted sum of values. Decode's kernel; AVX2/FMA when present.
+void balcony_attend_one(const float *q, const float *keys, const float *values, size_t stride, size_t length,
+                        size_t head_dim, float scale, float *scores, float *out);
+
 /// Training kernels (training.c), AVX2/FMA when the CPU has them. Row-major; `ld*` are row strides.
 
 /// Causal attention of `heads` query heads sharing one key/value head, within one sequence of
@@ -64,7 +70,10 @@ void balcony_exit_row(float *z, size_t vocab, const float *log_p, const float *p
                       float temperature, float ce_weight, float scale, int gradients, float *scratch, double *kl,
                       double *kl1, float *log_z1);
 
-/// out = silu(gate) * up.
+/// In-place softmax of x[n] (vectorized exponentials; prefill's attention rows).
+void balcony_softmax(float *x, size_t n);
+
+/// out = silu(gate) * up (out may be gate).
 void balcony_swiglu_forward(const float *gate, const float *up, float *out, size_t n);
 
 /// d_act becomes d gate in place; d_up receives d up.
@@ -84,5 +93,26 @@ float balcony_exp(float x);
 /// Tests: with portable_only = 1 the training kernels take their portable build even on AVX2
 /// machines (0 restores the default); returns whether the AVX2 build is now in use.
 int balcony_training_kernels_use_avx2(int portable_only);
+
+/// A task of balcony_pool_run: called once for each index in 0 ..< threads.
+typedef void (*balcony_task_fn)(void *context, int index);
+
+/// Runs fn(context, i) for i in 0 ..< threads, index 0 on the calling thread and the others on a
+/// persistent pool of workers that spin briefly between jobs (thread_pool.c). Returns 1 when it
+/// ran them, or 0 without running anything when another thread is using the pool or workers
+/// cannot be started; the caller then runs the work some other way.
+int balcony_pool_run(int threads, balcony_task_fn fn, void *context);
+
+/// Sends the pool's spinning workers to sleep now: called before work that brings its own threads
+/// (OpenBLAS), which would otherwise share the cores with spinning workers.
+void balcony_pool_park(void);
+
+/// Atomically adds `value` to *counter and returns the previous value (work counters shared by
+/// the threads of one parallel region).
+long balcony_atomic_fetch_add(long *counter, long value);
+
+/// The calling thread's scratch buffer with room for `count` floats, kept between calls (and its
+/// contents with it) until a larger request or the thread's exit; NULL when memory runs out.
+float *balcony_thread_scratch(size_t count);
 
 #endif
