@@ -1,8 +1,6 @@
 #include "ckernels.h"
 #include "simd_x86.h"
 
-#include <math.h>
-
 // One query head against `length` cached keys and values, as decode (and every small batch, query
 // by query) runs it. Swift's `dot += q[i] * k[i]` is a serial chain of dependent adds, which at a
 // context of a few hundred tokens made attention a sixth of a 110M model's decode time; here the
@@ -18,22 +16,10 @@ static float dot_portable(const float *a, const float *b, size_t n) {
     return s;
 }
 
-static void softmax_in_place(float *s, size_t n) {
-    float m = s[0];
-    for (size_t j = 1; j < n; j++) m = s[j] > m ? s[j] : m;
-    float sum = 0;
-    for (size_t j = 0; j < n; j++) {
-        s[j] = expf(s[j] - m);
-        sum += s[j];
-    }
-    float inv = 1.0f / sum;
-    for (size_t j = 0; j < n; j++) s[j] *= inv;
-}
-
 static void attend_portable(const float *q, const float *keys, const float *values, size_t stride, size_t length,
                             size_t hd, float scale, float *scores, float *out) {
     for (size_t j = 0; j < length; j++) scores[j] = dot_portable(q, keys + j * stride, hd) * scale;
-    softmax_in_place(scores, length);
+    balcony_softmax(scores, length);
     for (size_t i = 0; i < hd; i++) out[i] = 0;
     for (size_t j = 0; j < length; j++) {
         const float *v = values + j * stride;
@@ -61,7 +47,7 @@ __attribute__((target("avx2,fma,f16c")))
 static void attend_avx2(const float *q, const float *keys, const float *values, size_t stride, size_t length,
                         size_t hd, float scale, float *scores, float *out) {
     for (size_t j = 0; j < length; j++) scores[j] = dot_avx2(q, keys + j * stride, hd) * scale;
-    softmax_in_place(scores, length);
+    balcony_softmax(scores, length);
     // out = sum_j p_j v_j, 64 output lanes (eight registers) per pass over the values.
     size_t i = 0;
     for (; i + 64 <= hd; i += 64) {

@@ -16,7 +16,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <stdlib.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -153,39 +152,6 @@ int balcony_pool_run(int threads, balcony_task_fn fn, void *context) {
 }
 
 void balcony_pool_park(void) { atomic_fetch_add_explicit(&pool.parks, 1, memory_order_relaxed); }
-
-// Per-thread scratch, freed when its thread exits.
-struct thread_scratch {
-    float *data;
-    size_t capacity;
-};
-
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_free(void *value) {
-    struct thread_scratch *s = value;
-    free(s->data);
-    free(s);
-}
-
-static void scratch_key_create(void) { pthread_key_create(&scratch_key, scratch_free); }
-
-float *balcony_thread_scratch(size_t count) {
-    pthread_once(&scratch_once, scratch_key_create);
-    struct thread_scratch *s = pthread_getspecific(scratch_key);
-    if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s) return NULL;
-        pthread_setspecific(scratch_key, s);
-    }
-    if (s->capacity < count) {
-        free(s->data);
-        s->data = malloc(count * sizeof(float));
-        s->capacity = s->data ? count : 0;
-    }
-    return s->data;
-}
 
 long balcony_atomic_fetch_add(long *counter, long value) {
     return atomic_fetch_add_explicit((_Atomic long *)counter, value, memory_order_relaxed);

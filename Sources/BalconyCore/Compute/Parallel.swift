@@ -41,28 +41,27 @@ func parallelChunks(_ count: Int, minimumPerThread: Int = 1, _ body: (Range<Int>
         if ran != 0 { return }
         // The body captures raw pointers, which are not Sendable; each chunk touches disjoint
         // rows, and concurrentPerform returns only when every chunk is done, so sharing it is safe.
-        let shared = UncheckedSendable(body)
-        DispatchQueue.concurrentPerform(iterations: threads) { t in
-            let lo = t * chunk
-            let hi = min(count, lo + chunk)
-            if lo < hi { shared.value(lo..<hi) }
-        }
+        let shared = UncheckedSendable(job)
+        DispatchQueue.concurrentPerform(iterations: threads) { t in shared.value.run(chunk: t) }
     }
 }
 
-/// One `parallelChunks` call as the thread pool sees it.
+/// One `parallelChunks` call: chunk `t` is `t * chunk ..< (t + 1) * chunk`, clipped to `count`.
 private struct ChunkJob {
     let body: (Range<Int>) -> Void
     let count: Int
     let chunk: Int
+
+    func run(chunk t: Int) {
+        let lo = t * chunk
+        let hi = min(count, lo + chunk)
+        if lo < hi { body(lo..<hi) }
+    }
 }
 
 /// The pool's task: chunk `index` of the job `context` points at.
 private let runChunk: balcony_task_fn = { context, index in
-    let job = context!.assumingMemoryBound(to: ChunkJob.self)
-    let lo = Int(index) * job.pointee.chunk
-    let hi = min(job.pointee.count, lo + job.pointee.chunk)
-    if lo < hi { job.pointee.body(lo..<hi) }
+    context!.assumingMemoryBound(to: ChunkJob.self).pointee.run(chunk: Int(index))
 }
 
 /// Runs `body` over chunks of `chunk` items of `0 ..< count`, which the threads take in order as

@@ -48,12 +48,13 @@ enum Attention {
     /// Queries per prefill attention task.
     static let prefillBlockRows = 64
 
-    /// Floats of `scores` that `causal` needs for `tokens` queries over `context` positions with
-    /// `threads` threads.
+    /// Floats of `scores` that `causal` needs for a batch of `tokens` rows (one sequence or several,
+    /// each of either kind) over at most `context` positions, with `threads` threads: a row per head
+    /// for small batches (queried one after another), and a block of queries per thread for
+    /// prefill.
     static func scoreCount(tokens: Int, context: Int, config c: LlamaConfig, threads: Int) -> Int {
-        tokens <= Linear.rowInvariantLimit
-            ? max(tokens, c.headCount) * context
-            : max(c.headCount, threads * min(tokens, prefillBlockRows)) * context
+        let prefill = tokens > Linear.rowInvariantLimit ? threads * min(tokens, prefillBlockRows) : 0
+        return max(c.headCount, prefill) * context
     }
 
     /// One query per head over cache rows `0 ..< length`; heads run in parallel, each with its own

@@ -30,9 +30,7 @@ public final class Scratch {
             up = .allocate(capacity: t * c.hiddenDim)
             tokens = t
         }
-        // Ragged batches may hold sequences of either kind, so room for both.
-        let need = max(max(t, c.headCount) * context,
-                       Attention.scoreCount(tokens: t, context: context, config: c, threads: ComputeThreads.count))
+        let need = Attention.scoreCount(tokens: t, context: context, config: c, threads: ComputeThreads.count)
         if need > scoreCapacity {
             scores.deallocate()
             scores = .allocate(capacity: need)

@@ -70,7 +70,7 @@ void balcony_exit_row(float *z, size_t vocab, const float *log_p, const float *p
                       float temperature, float ce_weight, float scale, int gradients, float *scratch, double *kl,
                       double *kl1, float *log_z1);
 
-/// In-place softmax of x[n] (vectorized exponentials; prefill's attention rows).
+/// In-place softmax of x[n] with vectorized exponentials (attention rows, decode and prefill).
 void balcony_softmax(float *x, size_t n);
 
 /// out = silu(gate) * up (out may be gate).
