@@ -58,6 +58,34 @@ TK_ATTR static void TK(softmax_row)(float *row, size_t n, size_t nb) {
     for (size_t j = n; j < 8 * nb; j++) row[j] = 0;
 }
 
+/// Softmax of the R rows of a causal tile (query t0 + r over keys 0 ..< 8 nb) over whole blocks of
+/// eight, the causal mask (keys past t0 + r, all in the last block) set to zero. Every pass runs
+/// on full vectors across the tile's rows: a row at a time, the rows' scalar tails cost as much as
+/// the rest, and one row's exponentials form too short a chain to hide the polynomial's latency.
+/// Masked entries are set to -inf, whose exponential is exactly 0.
+TK_ATTR static void TK(softmax_tile)(float *const rows[8], size_t R, size_t t0, size_t nb) {
+    size_t last = 8 * (nb - 1);
+    float mx[8];
+    tk_v8 sum[8];
+    for (size_t r = 0; r < R; r++) {
+        for (size_t j = t0 + r + 1 - last; j < 8; j++) rows[r][last + j] = -INFINITY;
+        tk_v8 m = tk_ld8(rows[r]);
+        for (size_t b = 1; b < nb; b++) m = __builtin_elementwise_max(m, (tk_v8)tk_ld8(rows[r] + 8 * b));
+        mx[r] = __builtin_reduce_max(m);
+        sum[r] = (tk_v8){0};
+    }
+    for (size_t b = 0; b < nb; b++)
+        for (size_t r = 0; r < R; r++) {
+            tk_v8 e = tk_exp8((tk_v8)tk_ld8(rows[r] + 8 * b) - mx[r]);
+            tk_st8(rows[r] + 8 * b, e);
+            sum[r] += e;
+        }
+    for (size_t r = 0; r < R; r++) {
+        float inv = 1.0f / tk_hsum8(sum[r]);
+        for (size_t b = 0; b < nb; b++) tk_st8(rows[r] + 8 * b, (tk_v8)tk_ld8(rows[r] + 8 * b) * inv);
+    }
+}
+
 /// Eight rows of a, [8][hd], times columns [8 b, 8 b + 8) of t[hd][Tp] for blocks b < nb, into
 /// rows[r] + 8 b: scores Q K^T and, in the backward pass, dO V^T. One load of t serves eight rows.
 TK_ATTR static void TK(tile_times_transposed)(const float *a, const float *t, size_t Tp, size_t hd, size_t nb,
@@ -130,7 +158,7 @@ TK_ATTR static void TK(attention_forward)(const float *q, size_t ldq, const floa
                 rows[r] = r >= R ? junk : probs ? probs + g * tk_probs_head(T) + tk_probs_row(t0 + r) : tile + r * Tp;
             TK(load_block)(q + t0 * ldq + g * hd, ldq, R, hd, scale, qb);
             TK(tile_times_transposed)(qb, kt, Tp, hd, nb, rows);
-            for (size_t r = 0; r < R; r++) TK(softmax_row)(rows[r], t0 + r + 1, nb);
+            TK(softmax_tile)(rows, R, t0, nb);
             if (R < 8) memset(junk, 0, 8 * nb * sizeof(float));
             TK(tile_times_rows)(rows, v, ldkv, keys, hd, out + t0 * ldo + g * hd, ldo, R);
         }

@@ -54,6 +54,7 @@ public final class BalconyLayerWorkspace {
     private let dQ = TrainingBuffer()         // [N, qDim]
     private let dK = TrainingBuffer()         // [N, kvDim]
     private let dV = TrainingBuffer()         // [N, kvDim]
+    private let projectionGradient = TrainingBuffer() // [qDim, dim] dP^T · x̂ for one projection
 
     public init(config: LlamaConfig) {
         self.config = config
@@ -70,7 +71,7 @@ public final class BalconyLayerWorkspace {
     /// Bytes held by the workspace's buffers.
     public var byteCount: Int {
         [input, invRms1, xn1, q, k, v, probs, att, h2, invRms2, xn2, gate, up, act, out, dOutput,
-         dAct, dUp, dXn, dH2, dAtt, dQ, dK, dV].reduce(0) { $0 + 4 * $1.capacity }
+         dAct, dUp, dXn, dH2, dAtt, dQ, dK, dV, projectionGradient].reduce(0) { $0 + 4 * $1.capacity }
     }
 
     private func reserve(sequences s: Int, tokens t: Int, probabilities: Bool) {
@@ -83,6 +84,7 @@ public final class BalconyLayerWorkspace {
         for b in [q, att, dAtt, dQ] { b.reserve(n * c.qDim) }
         for b in [k, v, dK, dV] { b.reserve(n * c.kvDim) }
         for b in [gate, up, act, dAct, dUp] { b.reserve(n * c.hiddenDim) }
+        projectionGradient.reserve(max(c.qDim, c.kvDim) * c.dim)
         if probabilities { probs.reserve(TrainingAttention.probabilityCount(sequences: s, tokens: t, config: c)) }
     }
 
@@ -189,16 +191,24 @@ public final class BalconyLayerWorkspace {
                 if let b = g.bq { TrainingKernels.addColumnSums(dQ.pointer, rows: n, n: qDim, into: b) }
                 if let b = g.bk { TrainingKernels.addColumnSums(dK.pointer, rows: n, n: kvDim, into: b) }
                 if let b = g.bv { TrainingKernels.addColumnSums(dV.pointer, rows: n, n: kvDim, into: b) }
-                BLAS.gemmTN(m: qDim, n: dim, k: n, a: dQ.pointer, lda: qDim, b: xn1.pointer, ldb: dim, c: g.wq, ldc: dim, beta: 1)
-                BLAS.gemmTN(m: kvDim, n: dim, k: n, a: dK.pointer, lda: kvDim, b: xn1.pointer, ldb: dim, c: g.wk, ldc: dim, beta: 1)
-                BLAS.gemmTN(m: kvDim, n: dim, k: n, a: dV.pointer, lda: kvDim, b: xn1.pointer, ldb: dim, c: g.wv, ldc: dim, beta: 1)
-                // Only the attention norm's weight needs this: the layer input is frozen.
-                BLAS.gemmNN(m: n, n: dim, k: qDim, a: dQ.pointer, lda: qDim, b: w.wq, ldb: dim, c: dXn.pointer, ldc: dim)
-                BLAS.gemmNN(m: n, n: dim, k: kvDim, a: dK.pointer, lda: kvDim, b: w.wk, ldb: dim, c: dXn.pointer, ldc: dim, beta: 1)
-                BLAS.gemmNN(m: n, n: dim, k: kvDim, a: dV.pointer, lda: kvDim, b: w.wv, ldb: dim, c: dXn.pointer, ldc: dim, beta: 1)
-                TrainingKernels.rmsNormBackward(input.pointer, invRms: invRms1.pointer, weight: w.attentionNorm,
-                                                dOut: dXn.pointer, rows: n, n: dim, dWeight: g.attentionNorm,
-                                                dX: nil, accumulate: false)
+                // Each projection P of the normed input x̂ ⊙ w (x̂ = x / rms) needs G = dP^T · x̂ only:
+                // its weight gradient is G ⊙ w (w per column), and the attention norm's weight
+                // gradient is Σ_j W_P[j][i] G[j][i]. The layer input is frozen, so the gradient
+                // w.r.t. the norm's output, three more products over every row, is never formed.
+                let xhat = dXn.pointer
+                TrainingKernels.scaleRows(input.pointer, by: invRms1.pointer, rows: n, n: dim, out: xhat)
+                let projections = [(dQ.pointer, qDim, w.wq, g.wq), (dK.pointer, kvDim, w.wk, g.wk), (dV.pointer, kvDim, w.wv, g.wv)]
+                for (d, outputs, weight, gradient) in projections {
+                    let gp = projectionGradient.pointer
+                    BLAS.gemmTN(m: outputs, n: dim, k: n, a: d, lda: outputs, b: xhat, ldb: dim, c: gp, ldc: dim)
+                    for j in 0..<outputs {
+                        for i in 0..<dim {
+                            let gji = gp[j * dim + i]
+                            gradient[j * dim + i] += gji * w.attentionNorm[i]
+                            g.attentionNorm[i] += weight[j * dim + i] * gji
+                        }
+                    }
+                }
             }
         }
     }

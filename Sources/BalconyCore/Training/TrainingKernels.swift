@@ -37,6 +37,15 @@ enum TrainingKernels {
         }
     }
 
+    /// `out[r, i] = x[r, i] * scale[r]`: the norm's input divided by its rms, before the weight.
+    static func scaleRows(_ x: UnsafePointer<Float>, by scale: UnsafePointer<Float>, rows: Int, n: Int,
+                          out: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows {
+            let s = scale[r], xr = x + r * n, o = out + r * n
+            for i in 0..<n { o[i] = xr[i] * s }
+        }
+    }
+
     /// `act = silu(gate) * up` over `count` values, keeping `gate` and `up` for the backward pass.
     static func swiglu(gate: UnsafePointer<Float>, up: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, count: Int) {
         parallelChunks(count, minimumPerThread: 16384) { r in
