@@ -48,7 +48,7 @@ public final class BalconyLayerWorkspace {
     // Backward scratch.
     private let dAct = TrainingBuffer()       // [N, hidden]   d act, then d gate
     private let dUp = TrainingBuffer()        // [N, hidden]
-    private let dXn = TrainingBuffer()        // [N, dim]      d of either norm's output
+    private let dXn = TrainingBuffer()        // [N, dim]      d of the ffn norm's output, then x̂ = x / rms
     private let dH2 = TrainingBuffer()        // [N, dim]
     private let dAtt = TrainingBuffer()       // [N, qDim]
     private let dQ = TrainingBuffer()         // [N, qDim]
