@@ -43,6 +43,33 @@ import Testing
         #expect(zip(trained, reference).allSatisfy { abs(Double($0) - $1) < 1e-4 })
     }
 
+    /// Slices of the batch (one sequence each here) through forward and backward give the same
+    /// output, and the same gradients up to the order of their sums, as the whole batch at once.
+    @Test(arguments: cases)
+    func slicedBatchMatchesWholeBatch(style: RopeStyle, bias: Bool) {
+        let c = Self.config(style: style, bias: bias)
+        var rnd = TestRandom(seed: 23)
+        let p = rnd.parameters(c)
+        let sequences = 3, tokens = 9, n = sequences * tokens
+        let x = rnd.floats(n * c.dim, scale: 2), cot = rnd.floats(n * c.dim)
+        func run(slice: Int) -> (output: [Float], gradients: [Float]) {
+            let ws = BalconyLayerWorkspace(config: c)
+            ws.sequencesPerSliceOverride = slice
+            ws.forward(p, input: x, sequences: sequences, tokens: tokens)
+            var grad = p.zeros()
+            ws.backward(p, outputGradient: cot, accumulatingInto: &grad)
+            var flat: [Float] = []
+            grad.visitTensors { _, g in flat += g }
+            return (Array(UnsafeBufferPointer(start: ws.output, count: n * c.dim)), flat)
+        }
+        let whole = run(slice: sequences), sliced = run(slice: 1)
+        #expect(zip(whole.output, sliced.output).allSatisfy { abs($0 - $1) <= 1e-6 * max(1, abs($0)) })
+        #expect(whole.gradients.count == sliced.gradients.count)
+        let scale = whole.gradients.map(abs).max()!
+        let diff = zip(whole.gradients, sliced.gradients).map { abs($0 - $1) }.max()!
+        #expect(scale > 0 && diff <= 1e-5 * scale, "max difference \(diff) of gradients up to \(scale)")
+    }
+
     @Test(arguments: cases)
     func layerGradientsMatchFiniteDifferences(style: RopeStyle, bias: Bool) {
         let c = Self.config(style: style, bias: bias)

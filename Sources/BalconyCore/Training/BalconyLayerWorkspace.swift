@@ -110,41 +110,73 @@ public final class BalconyLayerWorkspace {
     /// `forward` with weights given as pointers (shaped for `config`, unchecked): also runs the
     /// frozen base model's F32 layers for the teacher, which passes `backward: false` (the
     /// attention probabilities are then not kept, and `backward` may not follow). `x` may be this
-    /// workspace's `output` from a batch of the same shape (it is read before `output` is written).
+    /// workspace's `output` from a batch of the same shape (each slice reads its rows of `x`
+    /// before it writes its rows of `output`).
     func forward(_ w: BalconyWeightPointers, input x: UnsafePointer<Float>, sequences s: Int, tokens t: Int,
                  backward: Bool = true) {
         precondition(s > 0 && t > 0, "empty batch")
         reserve(sequences: s, tokens: t, probabilities: backward)
         canBackward = backward
-        let c = config, n = s * t, dim = c.dim, hidden = c.hiddenDim
-        do {
-            input.pointer.update(from: x, count: n * dim)
-            TrainingKernels.rmsNorm(x, weight: w.attentionNorm, out: xn1.pointer, invRms: invRms1.pointer,
-                                    rows: n, n: dim, eps: c.normEps)
-            BLAS.gemmNT(m: n, n: c.qDim, k: dim, a: xn1.pointer, lda: dim, b: w.wq, ldb: dim, c: q.pointer, ldc: c.qDim)
-            BLAS.gemmNT(m: n, n: c.kvDim, k: dim, a: xn1.pointer, lda: dim, b: w.wk, ldb: dim, c: k.pointer, ldc: c.kvDim)
-            BLAS.gemmNT(m: n, n: c.kvDim, k: dim, a: xn1.pointer, lda: dim, b: w.wv, ldb: dim, c: v.pointer, ldc: c.kvDim)
-            if let b = w.bq { Kernels.addBias(q.pointer, bias: b, rows: n, n: c.qDim) }
-            if let b = w.bk { Kernels.addBias(k.pointer, bias: b, rows: n, n: c.kvDim) }
-            if let b = w.bv { Kernels.addBias(v.pointer, bias: b, rows: n, n: c.kvDim) }
-            ropeTable!.rotate(q.pointer, rows: n, heads: c.headCount, inverse: false)
-            ropeTable!.rotate(k.pointer, rows: n, heads: c.kvHeadCount, inverse: false)
-            TrainingAttention.forward(q: q.pointer, k: k.pointer, v: v.pointer, probs: backward ? probs.pointer : nil, out: att.pointer,
-                                      sequences: s, tokens: t, config: c)
-            // h2 = x + att · Wo^T
-            h2.pointer.update(from: x, count: n * dim)
-            BLAS.gemmNT(m: n, n: dim, k: c.qDim, a: att.pointer, lda: c.qDim, b: w.wo, ldb: c.qDim,
-                        c: h2.pointer, ldc: dim, beta: 1)
-            TrainingKernels.rmsNorm(h2.pointer, weight: w.ffnNorm, out: xn2.pointer, invRms: invRms2.pointer,
-                                    rows: n, n: dim, eps: c.normEps)
-            BLAS.gemmNT(m: n, n: hidden, k: dim, a: xn2.pointer, lda: dim, b: w.gate, ldb: dim, c: gate.pointer, ldc: hidden)
-            BLAS.gemmNT(m: n, n: hidden, k: dim, a: xn2.pointer, lda: dim, b: w.up, ldb: dim, c: up.pointer, ldc: hidden)
-            TrainingKernels.swiglu(gate: gate.pointer, up: up.pointer, out: act.pointer, count: n * hidden)
-            // out = h2 + act · Wd^T
-            out.pointer.update(from: h2.pointer, count: n * dim)
-            BLAS.gemmNT(m: n, n: dim, k: hidden, a: act.pointer, lda: hidden, b: w.down, ldb: hidden,
-                        c: out.pointer, ldc: dim, beta: 1)
-        }
+        for slice in slices() { forward(w, input: x, slice: slice, backward: backward) }
+    }
+
+    /// Sequences per slice when the batch is taken through a layer a few sequences at a time, so
+    /// that a slice's activations stay in the core's L2 cache from one operation to the next
+    /// (where a whole batch's rows went out to memory and back at every step): as many as fit in
+    /// about 1 MiB (one sequence of 256 tokens at dim 64, 4 KiB a row). Nil when a single
+    /// sequence needs more than twice that (a 110M model's rows are 48 KiB): slicing cannot keep
+    /// it in cache and only shortens the products.
+    static func sequencesPerSlice(config c: LlamaConfig, tokens: Int) -> Int? {
+        let budget = 1 << 20
+        let sequenceBytes = 4 * tokens * (5 * c.dim + 2 * c.qDim + 2 * c.kvDim + 3 * c.hiddenDim)
+        return sequenceBytes > 2 * budget ? nil : max(1, budget / sequenceBytes)
+    }
+
+    /// Forces slices of this many sequences whatever the threads and shapes (tests).
+    var sequencesPerSliceOverride: Int?
+
+    /// The batch's sequences in slices (see `sequencesPerSlice`), which `forward` and `backward`
+    /// take through the whole layer one after another. Only inside `parallelTasks` (or on one
+    /// thread), where the kernels run on one core; otherwise the whole batch is one slice, so
+    /// that every product has enough rows for all the threads.
+    private func slices() -> [Range<Int>] {
+        let oneCore = ComputeThreads.count == 1 || SerialKernels.active
+        let per = sequencesPerSliceOverride
+            ?? (oneCore ? Self.sequencesPerSlice(config: config, tokens: tokens) : nil) ?? sequences
+        return stride(from: 0, to: sequences, by: max(1, per)).map { $0 ..< min(sequences, $0 + max(1, per)) }
+    }
+
+    /// `forward` for the sequences `slice` of the batch: rows `slice.lowerBound * tokens` on of
+    /// every buffer. Reads only its own rows of `x` before writing its own rows of `output`.
+    private func forward(_ w: BalconyWeightPointers, input x: UnsafePointer<Float>, slice: Range<Int>, backward: Bool) {
+        let c = config, n = slice.count * tokens, r0 = slice.lowerBound * tokens, dim = c.dim, hidden = c.hiddenDim
+        func rows(_ b: TrainingBuffer, _ width: Int) -> UnsafeMutablePointer<Float> { b.pointer + r0 * width }
+        let x = x + r0 * dim
+        let xn1 = rows(xn1, dim), q = rows(q, c.qDim), k = rows(k, c.kvDim), v = rows(v, c.kvDim)
+        let att = rows(att, c.qDim), h2 = rows(h2, dim), xn2 = rows(xn2, dim)
+        let gate = rows(gate, hidden), up = rows(up, hidden), act = rows(act, hidden), out = rows(out, dim)
+        let probs = backward ? probs.pointer + slice.lowerBound * TrainingAttention.probabilityCount(sequences: 1, tokens: tokens, config: c) : nil
+        rows(input, dim).update(from: x, count: n * dim)
+        TrainingKernels.rmsNorm(x, weight: w.attentionNorm, out: xn1, invRms: rows(invRms1, 1), rows: n, n: dim, eps: c.normEps)
+        BLAS.gemmNT(m: n, n: c.qDim, k: dim, a: xn1, lda: dim, b: w.wq, ldb: dim, c: q, ldc: c.qDim)
+        BLAS.gemmNT(m: n, n: c.kvDim, k: dim, a: xn1, lda: dim, b: w.wk, ldb: dim, c: k, ldc: c.kvDim)
+        BLAS.gemmNT(m: n, n: c.kvDim, k: dim, a: xn1, lda: dim, b: w.wv, ldb: dim, c: v, ldc: c.kvDim)
+        if let b = w.bq { Kernels.addBias(q, bias: b, rows: n, n: c.qDim) }
+        if let b = w.bk { Kernels.addBias(k, bias: b, rows: n, n: c.kvDim) }
+        if let b = w.bv { Kernels.addBias(v, bias: b, rows: n, n: c.kvDim) }
+        ropeTable!.rotate(q, rows: n, heads: c.headCount, inverse: false)
+        ropeTable!.rotate(k, rows: n, heads: c.kvHeadCount, inverse: false)
+        TrainingAttention.forward(q: q, k: k, v: v, probs: probs, out: att, sequences: slice.count, tokens: tokens, config: c)
+        // h2 = x + att · Wo^T
+        h2.update(from: x, count: n * dim)
+        BLAS.gemmNT(m: n, n: dim, k: c.qDim, a: att, lda: c.qDim, b: w.wo, ldb: c.qDim, c: h2, ldc: dim, beta: 1)
+        TrainingKernels.rmsNorm(h2, weight: w.ffnNorm, out: xn2, invRms: rows(invRms2, 1), rows: n, n: dim, eps: c.normEps)
+        BLAS.gemmNT(m: n, n: hidden, k: dim, a: xn2, lda: dim, b: w.gate, ldb: dim, c: gate, ldc: hidden)
+        BLAS.gemmNT(m: n, n: hidden, k: dim, a: xn2, lda: dim, b: w.up, ldb: dim, c: up, ldc: hidden)
+        TrainingKernels.swiglu(gate: gate, up: up, out: act, count: n * hidden)
+        // out = h2 + act · Wd^T
+        out.update(from: h2, count: n * dim)
+        BLAS.gemmNT(m: n, n: dim, k: hidden, a: act, lda: hidden, b: w.down, ldb: hidden, c: out, ldc: dim, beta: 1)
     }
 
     /// Adds the gradients of the layer's parameters, given `dOut[rows, dim]` (the gradient of
@@ -157,57 +189,66 @@ public final class BalconyLayerWorkspace {
         checkShapes(p, "balcony parameters")
         checkShapes(grad, "gradient")
         precondition((grad.bq != nil) == (p.bq != nil), "gradient and weights disagree on biases")
-        let c = config, n = rows, dim = c.dim, hidden = c.hiddenDim, qDim = c.qDim, kvDim = c.kvDim
         p.withPointers { w in
             grad.withMutablePointers { g in
-                // MLP: out = h2 + (silu(xn2 Wg^T) * (xn2 Wu^T)) Wd^T
-                BLAS.gemmTN(m: dim, n: hidden, k: n, a: dOut, lda: dim, b: act.pointer, ldb: hidden,
-                            c: g.down, ldc: hidden, beta: 1)
-                BLAS.gemmNN(m: n, n: hidden, k: dim, a: dOut, lda: dim, b: w.down, ldb: hidden, c: dAct.pointer, ldc: hidden)
-                TrainingKernels.swigluBackward(gate: gate.pointer, up: up.pointer, dAct: dAct.pointer, dUp: dUp.pointer,
-                                               count: n * hidden)
-                BLAS.gemmTN(m: hidden, n: dim, k: n, a: dAct.pointer, lda: hidden, b: xn2.pointer, ldb: dim,
-                            c: g.gate, ldc: dim, beta: 1)
-                BLAS.gemmTN(m: hidden, n: dim, k: n, a: dUp.pointer, lda: hidden, b: xn2.pointer, ldb: dim,
-                            c: g.up, ldc: dim, beta: 1)
-                BLAS.gemmNN(m: n, n: dim, k: hidden, a: dAct.pointer, lda: hidden, b: w.gate, ldb: dim, c: dXn.pointer, ldc: dim)
-                BLAS.gemmNN(m: n, n: dim, k: hidden, a: dUp.pointer, lda: hidden, b: w.up, ldb: dim,
-                            c: dXn.pointer, ldc: dim, beta: 1)
-                // Residual: dH2 = dOut + the ffn norm's input gradient.
-                dH2.pointer.update(from: dOut, count: n * dim)
-                TrainingKernels.rmsNormBackward(h2.pointer, invRms: invRms2.pointer, weight: w.ffnNorm, dOut: dXn.pointer,
-                                                rows: n, n: dim, dWeight: g.ffnNorm, dX: dH2.pointer, accumulate: true)
+                for slice in slices() { backward(w, outputGradient: dOut, slice: slice, gradients: g) }
+            }
+        }
+    }
 
-                // Attention: h2 = x + Attn(q, k, v) Wo^T
-                BLAS.gemmTN(m: dim, n: qDim, k: n, a: dH2.pointer, lda: dim, b: att.pointer, ldb: qDim,
-                            c: g.wo, ldc: qDim, beta: 1)
-                BLAS.gemmNN(m: n, n: qDim, k: dim, a: dH2.pointer, lda: dim, b: w.wo, ldb: qDim, c: dAtt.pointer, ldc: qDim)
-                TrainingAttention.backward(q: q.pointer, k: k.pointer, v: v.pointer, probs: probs.pointer, dOut: dAtt.pointer,
-                                           dQ: dQ.pointer, dK: dK.pointer, dV: dV.pointer,
-                                           sequences: sequences, tokens: tokens, config: c)
-                // RoPE is a rotation per position: its backward rotates by the opposite angle.
-                ropeTable!.rotate(dQ.pointer, rows: n, heads: c.headCount, inverse: true)
-                ropeTable!.rotate(dK.pointer, rows: n, heads: c.kvHeadCount, inverse: true)
-                if let b = g.bq { TrainingKernels.addColumnSums(dQ.pointer, rows: n, n: qDim, into: b) }
-                if let b = g.bk { TrainingKernels.addColumnSums(dK.pointer, rows: n, n: kvDim, into: b) }
-                if let b = g.bv { TrainingKernels.addColumnSums(dV.pointer, rows: n, n: kvDim, into: b) }
-                // Each projection P of the normed input x̂ ⊙ w (x̂ = x / rms) needs G = dP^T · x̂ only:
-                // its weight gradient is G ⊙ w (w per column), and the attention norm's weight
-                // gradient is Σ_j W_P[j][i] G[j][i]. The layer input is frozen, so the gradient
-                // w.r.t. the norm's output, three more products over every row, is never formed.
-                let xhat = dXn.pointer
-                TrainingKernels.scaleRows(input.pointer, by: invRms1.pointer, rows: n, n: dim, out: xhat)
-                let projections = [(dQ.pointer, qDim, w.wq, g.wq), (dK.pointer, kvDim, w.wk, g.wk), (dV.pointer, kvDim, w.wv, g.wv)]
-                for (d, outputs, weight, gradient) in projections {
-                    let gp = projectionGradient.pointer
-                    BLAS.gemmTN(m: outputs, n: dim, k: n, a: d, lda: outputs, b: xhat, ldb: dim, c: gp, ldc: dim)
-                    for j in 0..<outputs {
-                        for i in 0..<dim {
-                            let gji = gp[j * dim + i]
-                            gradient[j * dim + i] += gji * w.attentionNorm[i]
-                            g.attentionNorm[i] += weight[j * dim + i] * gji
-                        }
-                    }
+    /// `backward` for the sequences `slice` of the batch: its rows of the saved activations and of
+    /// `dOut`, the backward scratch from row 0 (one slice at a time). Parameter gradients are
+    /// added, so the slices sum into them.
+    private func backward(_ w: BalconyWeightPointers, outputGradient dOut: UnsafePointer<Float>, slice: Range<Int>,
+                          gradients g: BalconyGradientPointers) {
+        let c = config, n = slice.count * tokens, r0 = slice.lowerBound * tokens
+        let dim = c.dim, hidden = c.hiddenDim, qDim = c.qDim, kvDim = c.kvDim
+        func rows(_ b: TrainingBuffer, _ width: Int) -> UnsafeMutablePointer<Float> { b.pointer + r0 * width }
+        let dOut = dOut + r0 * dim
+        let q = rows(q, qDim), k = rows(k, kvDim), v = rows(v, kvDim), att = rows(att, qDim), h2 = rows(h2, dim)
+        let xn2 = rows(xn2, dim), gate = rows(gate, hidden), up = rows(up, hidden), act = rows(act, hidden)
+        let probs = probs.pointer + slice.lowerBound * TrainingAttention.probabilityCount(sequences: 1, tokens: tokens, config: c)
+        let dAct = dAct.pointer, dUp = dUp.pointer, dXn = dXn.pointer, dH2 = dH2.pointer, dAtt = dAtt.pointer
+        let dQ = dQ.pointer, dK = dK.pointer, dV = dV.pointer
+
+        // MLP: out = h2 + (silu(xn2 Wg^T) * (xn2 Wu^T)) Wd^T
+        BLAS.gemmTN(m: dim, n: hidden, k: n, a: dOut, lda: dim, b: act, ldb: hidden, c: g.down, ldc: hidden, beta: 1)
+        BLAS.gemmNN(m: n, n: hidden, k: dim, a: dOut, lda: dim, b: w.down, ldb: hidden, c: dAct, ldc: hidden)
+        TrainingKernels.swigluBackward(gate: gate, up: up, dAct: dAct, dUp: dUp, count: n * hidden)
+        BLAS.gemmTN(m: hidden, n: dim, k: n, a: dAct, lda: hidden, b: xn2, ldb: dim, c: g.gate, ldc: dim, beta: 1)
+        BLAS.gemmTN(m: hidden, n: dim, k: n, a: dUp, lda: hidden, b: xn2, ldb: dim, c: g.up, ldc: dim, beta: 1)
+        BLAS.gemmNN(m: n, n: dim, k: hidden, a: dAct, lda: hidden, b: w.gate, ldb: dim, c: dXn, ldc: dim)
+        BLAS.gemmNN(m: n, n: dim, k: hidden, a: dUp, lda: hidden, b: w.up, ldb: dim, c: dXn, ldc: dim, beta: 1)
+        // Residual: dH2 = dOut + the ffn norm's input gradient.
+        dH2.update(from: dOut, count: n * dim)
+        TrainingKernels.rmsNormBackward(h2, invRms: rows(invRms2, 1), weight: w.ffnNorm, dOut: dXn,
+                                        rows: n, n: dim, dWeight: g.ffnNorm, dX: dH2, accumulate: true)
+
+        // Attention: h2 = x + Attn(q, k, v) Wo^T
+        BLAS.gemmTN(m: dim, n: qDim, k: n, a: dH2, lda: dim, b: att, ldb: qDim, c: g.wo, ldc: qDim, beta: 1)
+        BLAS.gemmNN(m: n, n: qDim, k: dim, a: dH2, lda: dim, b: w.wo, ldb: qDim, c: dAtt, ldc: qDim)
+        TrainingAttention.backward(q: q, k: k, v: v, probs: probs, dOut: dAtt, dQ: dQ, dK: dK, dV: dV,
+                                   sequences: slice.count, tokens: tokens, config: c)
+        // RoPE is a rotation per position: its backward rotates by the opposite angle.
+        ropeTable!.rotate(dQ, rows: n, heads: c.headCount, inverse: true)
+        ropeTable!.rotate(dK, rows: n, heads: c.kvHeadCount, inverse: true)
+        if let b = g.bq { TrainingKernels.addColumnSums(dQ, rows: n, n: qDim, into: b) }
+        if let b = g.bk { TrainingKernels.addColumnSums(dK, rows: n, n: kvDim, into: b) }
+        if let b = g.bv { TrainingKernels.addColumnSums(dV, rows: n, n: kvDim, into: b) }
+        // Each projection P of the normed input x̂ ⊙ w (x̂ = x / rms) needs G = dP^T · x̂ only:
+        // its weight gradient is G ⊙ w (w per column), and the attention norm's weight
+        // gradient is Σ_j W_P[j][i] G[j][i]. The layer input is frozen, so the gradient
+        // w.r.t. the norm's output, three more products over every row, is never formed.
+        let xhat = dXn
+        TrainingKernels.scaleRows(rows(input, dim), by: rows(invRms1, 1), rows: n, n: dim, out: xhat)
+        let gp = projectionGradient.pointer
+        for (d, outputs, weight, gradient) in [(dQ, qDim, w.wq, g.wq), (dK, kvDim, w.wk, g.wk), (dV, kvDim, w.wv, g.wv)] {
+            BLAS.gemmTN(m: outputs, n: dim, k: n, a: d, lda: outputs, b: xhat, ldb: dim, c: gp, ldc: dim)
+            for j in 0..<outputs {
+                for i in 0..<dim {
+                    let gji = gp[j * dim + i]
+                    gradient[j * dim + i] += gji * w.attentionNorm[i]
+                    g.attentionNorm[i] += weight[j * dim + i] * gji
                 }
             }
         }

@@ -74,21 +74,26 @@ public final class TeacherForward {
             return exitBuffers[e].reserve(rows * dim)
         }
         let final = finalBuffer.reserve(rows * dim)
+        // A group's sequences go through all the layers a few at a time where a few sequences'
+        // activations fit in the core's L2 cache (small models), as in the balcony layers.
+        let slice = BalconyLayerWorkspace.sequencesPerSlice(config: c, tokens: t) ?? per
         parallelTasks(count) { g in
-            let first = g * per, n = min(sequences.count, first + per) - first
-            guard n > 0 else { return }
-            let group = groups[g], offset = first * t * dim
-            let x = group.x.reserve(n * t * dim)
-            for s in 0..<n { model.embed(sequences[first + s], into: x + s * t * dim) }
-            var done = 0
-            var current = UnsafePointer(x)
-            for (e, k) in (exits + [c.layerCount]).enumerated() {
-                current = runLayers(done..<k, group: group, input: current, sequences: n, tokens: t)
-                done = k
-                if k < c.layerCount { (outputs[e] + offset).update(from: current, count: n * t * dim) }
-            }
-            model.weights.finalNorm.withUnsafeBufferPointer {
-                Kernels.rmsNorm(current, weight: $0.baseAddress!, out: final + offset, rows: n * t, n: dim, eps: c.normEps)
+            let group = groups[g]
+            let groupEnd = min(sequences.count, (g + 1) * per)
+            for first in stride(from: g * per, to: groupEnd, by: slice) {
+                let n = min(groupEnd, first + slice) - first, offset = first * t * dim
+                let x = group.x.reserve(n * t * dim)
+                for s in 0..<n { model.embed(sequences[first + s], into: x + s * t * dim) }
+                var done = 0
+                var current = UnsafePointer(x)
+                for (e, k) in (exits + [c.layerCount]).enumerated() {
+                    current = runLayers(done..<k, group: group, input: current, sequences: n, tokens: t)
+                    done = k
+                    if k < c.layerCount { (outputs[e] + offset).update(from: current, count: n * t * dim) }
+                }
+                model.weights.finalNorm.withUnsafeBufferPointer {
+                    Kernels.rmsNorm(current, weight: $0.baseAddress!, out: final + offset, rows: n * t, n: dim, eps: c.normEps)
+                }
             }
         }
         return (rows, Dictionary(uniqueKeysWithValues: zip(exits, outputs.map { UnsafePointer($0) })), UnsafePointer(final))
