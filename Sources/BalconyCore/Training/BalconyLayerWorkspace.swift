@@ -146,6 +146,11 @@ public final class BalconyLayerWorkspace {
         return stride(from: 0, to: sequences, by: max(1, per)).map { $0 ..< min(sequences, $0 + max(1, per)) }
     }
 
+    /// The saved attention probabilities from sequence `s` of the batch on.
+    private func probabilities(from s: Int) -> UnsafeMutablePointer<Float> {
+        probs.pointer + s * TrainingAttention.probabilityCount(sequences: 1, tokens: tokens, config: config)
+    }
+
     /// `forward` for the sequences `slice` of the batch: rows `slice.lowerBound * tokens` on of
     /// every buffer. Reads only its own rows of `x` before writing its own rows of `output`.
     private func forward(_ w: BalconyWeightPointers, input x: UnsafePointer<Float>, slice: Range<Int>, backward: Bool) {
@@ -155,7 +160,7 @@ public final class BalconyLayerWorkspace {
         let xn1 = rows(xn1, dim), q = rows(q, c.qDim), k = rows(k, c.kvDim), v = rows(v, c.kvDim)
         let att = rows(att, c.qDim), h2 = rows(h2, dim), xn2 = rows(xn2, dim)
         let gate = rows(gate, hidden), up = rows(up, hidden), act = rows(act, hidden), out = rows(out, dim)
-        let probs = backward ? probs.pointer + slice.lowerBound * TrainingAttention.probabilityCount(sequences: 1, tokens: tokens, config: c) : nil
+        let probs = backward ? probabilities(from: slice.lowerBound) : nil
         rows(input, dim).update(from: x, count: n * dim)
         TrainingKernels.rmsNorm(x, weight: w.attentionNorm, out: xn1, invRms: rows(invRms1, 1), rows: n, n: dim, eps: c.normEps)
         BLAS.gemmNT(m: n, n: c.qDim, k: dim, a: xn1, lda: dim, b: w.wq, ldb: dim, c: q, ldc: c.qDim)
@@ -207,7 +212,7 @@ public final class BalconyLayerWorkspace {
         let dOut = dOut + r0 * dim
         let q = rows(q, qDim), k = rows(k, kvDim), v = rows(v, kvDim), att = rows(att, qDim), h2 = rows(h2, dim)
         let xn2 = rows(xn2, dim), gate = rows(gate, hidden), up = rows(up, hidden), act = rows(act, hidden)
-        let probs = probs.pointer + slice.lowerBound * TrainingAttention.probabilityCount(sequences: 1, tokens: tokens, config: c)
+        let probs = probabilities(from: slice.lowerBound)
         let dAct = dAct.pointer, dUp = dUp.pointer, dXn = dXn.pointer, dH2 = dH2.pointer, dAtt = dAtt.pointer
         let dQ = dQ.pointer, dK = dK.pointer, dV = dV.pointer
 

@@ -17,7 +17,9 @@ public struct TeacherOutputs {
 /// pass: the base model gets no gradients.
 ///
 /// The sequences are split into one group per compute thread (`parallelTasks`); a group's
-/// sequences go through each layer together (their rows in one matrix product per projection).
+/// sequences go through each layer together (their rows in one matrix product per projection),
+/// or, for small models, a cache-sized slice of them through all the layers at a time
+/// (`BalconyLayerWorkspace.sequencesPerSlice`).
 /// Base layers with F32 weights run through the training layer's forward (`BalconyLayerWorkspace`,
 /// one per group, reused by every layer): its attention kernel visits only the unmasked key blocks
 /// and needs no KV cache. Other weight types (Q8_0) run through the model's batched inference
