@@ -11,10 +11,11 @@ import Foundation
 ///
 /// Memory model: one workspace per balcony (all exits run forward before any runs backward).
 /// Buffers grow to the largest batch seen and are reused by every later step, so a step
-/// allocates nothing. Saved activations take about `N * (5 dim + 3 qDim + 3 kvDim + 3 hidden)`
+/// allocates nothing. Saved activations take about `N * (6 dim + 2 qDim + 2 kvDim + 3 hidden)`
 /// floats plus about `sequences * heads * tokens² / 2` for the attention probabilities, and backward
-/// scratch about `N * (2 dim + 2 qDim + 2 kvDim + 2 hidden)` (`N = sequences * tokens`). Not
-/// thread-safe: one training step uses it at a time.
+/// scratch about `R * (2 dim + 2 qDim + 2 kvDim + 2 hidden)` (`N = sequences * tokens`, `R` the
+/// rows of the largest slice, `N` when the batch is not sliced). Not thread-safe: one training
+/// step uses it at a time.
 public final class BalconyLayerWorkspace {
     public let config: LlamaConfig
     private let rope: RotaryEmbedding
@@ -79,13 +80,26 @@ public final class BalconyLayerWorkspace {
         sequences = s
         tokens = t
         if ropeTable?.positions != t { ropeTable = RopeTable(rope: rope, positions: t) }
-        for b in [input, xn1, h2, xn2, out, dOutput, dXn, dH2] { b.reserve(n * c.dim) }
+        for b in [input, xn1, h2, xn2, out] { b.reserve(n * c.dim) }
         for b in [invRms1, invRms2] { b.reserve(n) }
-        for b in [q, att, dAtt, dQ] { b.reserve(n * c.qDim) }
-        for b in [k, v, dK, dV] { b.reserve(n * c.kvDim) }
-        for b in [gate, up, act, dAct, dUp] { b.reserve(n * c.hiddenDim) }
+        for b in [q, att] { b.reserve(n * c.qDim) }
+        for b in [k, v] { b.reserve(n * c.kvDim) }
+        for b in [gate, up, act] { b.reserve(n * c.hiddenDim) }
+        if probabilities {
+            dOutput.reserve(n * c.dim)
+            probs.reserve(TrainingAttention.probabilityCount(sequences: s, tokens: t, config: c))
+        }
+    }
+
+    /// The backward scratch, for `rows` rows (one slice at a time: the largest slice's rows).
+    /// Only a layer that will run backward allocates it; the teacher's layers never do.
+    private func reserveBackward(rows n: Int) {
+        let c = config
+        for b in [dXn, dH2] { b.reserve(n * c.dim) }
+        for b in [dAtt, dQ] { b.reserve(n * c.qDim) }
+        for b in [dK, dV] { b.reserve(n * c.kvDim) }
+        for b in [dAct, dUp] { b.reserve(n * c.hiddenDim) }
         projectionGradient.reserve(max(c.qDim, c.kvDim) * c.dim)
-        if probabilities { probs.reserve(TrainingAttention.probabilityCount(sequences: s, tokens: t, config: c)) }
     }
 
     /// Stops on parameters shaped for another model: the kernels would read past their arrays.
@@ -194,9 +208,11 @@ public final class BalconyLayerWorkspace {
         checkShapes(p, "balcony parameters")
         checkShapes(grad, "gradient")
         precondition((grad.bq != nil) == (p.bq != nil), "gradient and weights disagree on biases")
+        let slices = slices()
+        reserveBackward(rows: slices.map(\.count).max()! * tokens)
         p.withPointers { w in
             grad.withMutablePointers { g in
-                for slice in slices() { backward(w, outputGradient: dOut, slice: slice, gradients: g) }
+                for slice in slices { backward(w, outputGradient: dOut, slice: slice, gradients: g) }
             }
         }
     }
