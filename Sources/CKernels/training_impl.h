@@ -324,6 +324,7 @@ TK_ATTR static void TK(attention_backward_any)(const float *q, size_t ldq, const
 }
 
 TK_ATTR static void TK(teacher_row)(const float *z, size_t V, float invT, float *lpT, float *pT, float *lp1, float *p1) {
+#pragma clang fp reassociate(on)
     float m = TK(max)(z, V);
     if (lp1) {
         float logZ1 = (float)log(TK(exp_sum_double)(z, V, 1.0f, -m));
@@ -333,11 +334,17 @@ TK_ATTR static void TK(teacher_row)(const float *z, size_t V, float invT, float 
             p1[v] = tk_exp(l);
         }
     }
-    float logZ = (float)log(TK(exp_sum_double)(z, V, invT, -m * invT));
+    // One exponential per entry: p_T = exp(u) / sum, log p_T = u - log sum, with u = (z - max) / T.
+    double sum = 0;
     for (size_t v = 0; v < V; v++) {
-        float l = (z[v] - m) * invT - logZ;
-        lpT[v] = l;
-        pT[v] = tk_exp(l);
+        float e = tk_exp((z[v] - m) * invT);
+        pT[v] = e;
+        sum += (double)e;
+    }
+    float logZ = (float)log(sum), invZ = (float)(1.0 / sum);
+    for (size_t v = 0; v < V; v++) {
+        lpT[v] = (z[v] - m) * invT - logZ;
+        pT[v] *= invZ;
     }
 }
 
