@@ -165,6 +165,50 @@ TK_ATTR static void TK(attention_forward)(const float *q, size_t ldq, const floa
     }
 }
 
+// One query tile's operands of the key and value gradient sums in `attention_backward`.
+typedef struct {
+    const float *ds, *probs, *q;
+    size_t ldq;
+    const float *dout;
+    size_t ldo, t0, t1, heads, hd, Tp, T;
+} TK(key_sums_tile);
+
+// Adds one query tile's terms to the sums of `blocks` (1 or 2) key blocks from b on, head
+// dimensions ib ..< ib + 4: dK += dS^T Q (pass 0) or dV += P^T dO (pass 1), acc laid out as in
+// attention_backward. Each broadcast of q (or dO) feeds `blocks` FMAs: with two blocks, six loads
+// per eight FMAs instead of ten. Every sum takes its terms in (head, query) order whatever
+// `blocks` is, so the results do not depend on the pairing. Inlined, so each call site gets a
+// copy specialized to its constant `blocks`.
+TK_ATTR __attribute__((always_inline)) static inline void TK(key_sums)(const TK(key_sums_tile) *k, float *acc, size_t b,
+                                                                       int blocks, int pass, size_t ib) {
+    size_t hd = k->hd;
+    float *a0 = acc + (b * 2 * hd + pass * hd + ib) * 8, *a1 = a0 + 16 * hd;
+    tk_v8 x0 = tk_ld8(a0), x1 = tk_ld8(a0 + 8), x2 = tk_ld8(a0 + 16), x3 = tk_ld8(a0 + 24);
+    tk_v8 y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0};
+    if (blocks == 2) y0 = tk_ld8(a1), y1 = tk_ld8(a1 + 8), y2 = tk_ld8(a1 + 16), y3 = tk_ld8(a1 + 24);
+    for (size_t g = 0; g < k->heads; g++) {
+        for (size_t t = k->t0; t < k->t1; t++) {
+            const float *w = pass == 0 ? k->ds + (g * 8 + t - k->t0) * k->Tp + 8 * b
+                                       : k->probs + g * tk_probs_head(k->T) + tk_probs_row(t) + 8 * b;
+            const float *s = pass == 0 ? k->q + t * k->ldq + g * hd + ib : k->dout + t * k->ldo + g * hd + ib;
+            tk_v8 w0 = tk_ld8(w);
+            x0 += w0 * s[0];
+            x1 += w0 * s[1];
+            x2 += w0 * s[2];
+            x3 += w0 * s[3];
+            if (blocks == 2) {
+                tk_v8 w1 = tk_ld8(w + 8);
+                y0 += w1 * s[0];
+                y1 += w1 * s[1];
+                y2 += w1 * s[2];
+                y3 += w1 * s[3];
+            }
+        }
+    }
+    tk_st8(a0, x0), tk_st8(a0 + 8, x1), tk_st8(a0 + 16, x2), tk_st8(a0 + 24, x3);
+    if (blocks == 2) tk_st8(a1, y0), tk_st8(a1 + 8, y1), tk_st8(a1 + 16, y2), tk_st8(a1 + 24, y3);
+}
+
 // Its backward, over tiles of eight queries. For each tile and head: dP = dO V^T,
 // dS = P (dP - P.dP) * scale (for the tile only), dQ = dS K. Then, while the tile's rows of P
 // and dS are in L1, the keys' gradients dK += dS^T Q and dV += P^T dO, accumulated per block of
@@ -197,63 +241,16 @@ TK_ATTR static void TK(attention_backward)(const float *q, size_t ldq, const flo
             TK(tile_times_rows)(dsr, k, ldkv, keys, hd, dq + t0 * ldq + g * hd, ldq, R);
         }
         size_t t1 = t0 + R;
-        // Every row of the chunk reaches key block t0 / 8 (entries past a row's diagonal are 0).
-        // Two key blocks at a time, dK then dV: each broadcast of q (or dO) then feeds two FMAs,
-        // six loads per eight FMAs instead of ten. Each sum takes its terms in the same order
-        // as one block at a time, so the results are the same.
-        size_t b = 0;
-        for (; b + 1 <= t0 / 8; b += 2) {
-            for (size_t ib = 0; ib < hd; ib += 4) {
+        // Every row of the chunk reaches key block t0 / 8 (entries past a row's diagonal are 0):
+        // two blocks at a time, the last one alone when their count is odd.
+        const TK(key_sums_tile) tile = {ds, probs, q, ldq, dout, ldo, t0, t1, heads, hd, Tp, T};
+        size_t blocks = t0 / 8 + 1;
+        for (size_t b = 0; b < blocks; b += 2)
+            for (size_t ib = 0; ib < hd; ib += 4)
                 for (int pass = 0; pass < 2; pass++) {
-                    // pass 0: dK += dS^T Q over acc's first hd rows; pass 1: dV += P^T dO.
-                    float *a0 = acc + (b * 2 * hd + pass * hd + ib) * 8, *a1 = a0 + 16 * hd;
-                    tk_v8 x0 = tk_ld8(a0), x1 = tk_ld8(a0 + 8), x2 = tk_ld8(a0 + 16), x3 = tk_ld8(a0 + 24);
-                    tk_v8 y0 = tk_ld8(a1), y1 = tk_ld8(a1 + 8), y2 = tk_ld8(a1 + 16), y3 = tk_ld8(a1 + 24);
-                    for (size_t g = 0; g < heads; g++) {
-                        for (size_t t = t0; t < t1; t++) {
-                            const float *w = pass == 0 ? ds + (g * 8 + t - t0) * Tp + 8 * b
-                                                       : probs + g * tk_probs_head(T) + tk_probs_row(t) + 8 * b;
-                            const float *s = pass == 0 ? q + t * ldq + g * hd + ib : dout + t * ldo + g * hd + ib;
-                            tk_v8 w0 = tk_ld8(w), w1 = tk_ld8(w + 8);
-                            x0 += w0 * s[0];
-                            x1 += w0 * s[1];
-                            x2 += w0 * s[2];
-                            x3 += w0 * s[3];
-                            y0 += w1 * s[0];
-                            y1 += w1 * s[1];
-                            y2 += w1 * s[2];
-                            y3 += w1 * s[3];
-                        }
-                    }
-                    tk_st8(a0, x0), tk_st8(a0 + 8, x1), tk_st8(a0 + 16, x2), tk_st8(a0 + 24, x3);
-                    tk_st8(a1, y0), tk_st8(a1 + 8, y1), tk_st8(a1 + 16, y2), tk_st8(a1 + 24, y3);
+                    if (b + 1 < blocks) TK(key_sums)(&tile, acc, b, 2, pass, ib);
+                    else TK(key_sums)(&tile, acc, b, 1, pass, ib);
                 }
-            }
-        }
-        for (; b <= t0 / 8; b++) {
-            for (size_t ib = 0; ib < hd; ib += 4) {
-                float *ka = acc + (b * 2 * hd + ib) * 8, *va = ka + 8 * hd;
-                tk_v8 k0 = tk_ld8(ka), k1 = tk_ld8(ka + 8), k2 = tk_ld8(ka + 16), k3 = tk_ld8(ka + 24);
-                tk_v8 v0 = tk_ld8(va), v1 = tk_ld8(va + 8), v2 = tk_ld8(va + 16), v3 = tk_ld8(va + 24);
-                for (size_t g = 0; g < heads; g++) {
-                    for (size_t t = t0; t < t1; t++) {
-                        tk_v8 sv = tk_ld8(ds + (g * 8 + t - t0) * Tp + 8 * b);
-                        tk_v8 pv = tk_ld8(probs + g * tk_probs_head(T) + tk_probs_row(t) + 8 * b);
-                        const float *qt = q + t * ldq + g * hd + ib, *ot = dout + t * ldo + g * hd + ib;
-                        k0 += sv * qt[0];
-                        k1 += sv * qt[1];
-                        k2 += sv * qt[2];
-                        k3 += sv * qt[3];
-                        v0 += pv * ot[0];
-                        v1 += pv * ot[1];
-                        v2 += pv * ot[2];
-                        v3 += pv * ot[3];
-                    }
-                }
-                tk_st8(ka, k0), tk_st8(ka + 8, k1), tk_st8(ka + 16, k2), tk_st8(ka + 24, k3);
-                tk_st8(va, v0), tk_st8(va + 8, v1), tk_st8(va + 16, v2), tk_st8(va + 24, v3);
-            }
-        }
     }
     for (size_t j = 0; j < T; j++) {
         const float *a = acc + (j / 8) * 16 * hd + j % 8;
