@@ -64,7 +64,8 @@ struct BenchCommand: AsyncParsableCommand {
                 print(try jsonLine(report, pretty: false))
                 return
             }
-            print("model    \(rt.path) (\(rt.model.weights.weightTypes.sorted().joined(separator: ", ")), \(formatCount(rt.model.config.parameterCount)) parameters), \(r.threads) threads")
+            let packed = rt.model.weights.packedMatrixCount > 0 ? " packed for decode" : ""
+            print("model    \(rt.path) (\(rt.model.weights.weightTypes.sorted().joined(separator: ", "))\(packed), \(formatCount(rt.model.config.parameterCount)) parameters), \(r.threads) threads")
             print(String(format: "machine  read bandwidth %.1f GB/s, SGEMM %.1f GFLOP/s (%dx%dx%d)", r.read_bandwidth_gb_s, r.gemm_gflops,
                          r.prompt_tokens, rt.model.config.hiddenDim, rt.model.config.dim))
             print(String(format: "prefill  %8.1f tokens/s  (%d tokens; %.1f GFLOP/s = %.0f%% of SGEMM)",

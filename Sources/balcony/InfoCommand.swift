@@ -31,6 +31,8 @@ struct InfoCommand: AsyncParsableCommand {
         var attention_bias: Bool
         var tensor_types: [String]
         var bytes_per_token: Int
+        /// Product matrices decode reads from a packed F32 copy (`--pack-f32`).
+        var packed_f32_matrices: Int
         var tokenizer: TokenizerReport?
         var exits: [ExitCost]?
     }
@@ -60,7 +62,8 @@ struct InfoCommand: AsyncParsableCommand {
                 vocab_size: c.vocabSize, context_length: c.contextLength, rope_theta: c.ropeTheta,
                 rope_style: c.ropeStyle.rawValue, rope_scaling: c.ropeScaling, norm_eps: c.normEps,
                 tied_embeddings: c.tiedEmbeddings, attention_bias: c.attentionBias,
-                tensor_types: w.weightTypes.sorted(), bytes_per_token: w.bytesPerToken, tokenizer: tok,
+                tensor_types: w.weightTypes.sorted(), bytes_per_token: w.bytesPerToken,
+                packed_f32_matrices: w.packedMatrixCount, tokenizer: tok,
                 exits: try balconyOptions.load(rt).map { ExitCostModel($0).table })
             if json {
                 print(try jsonLine(r))
@@ -73,7 +76,8 @@ struct InfoCommand: AsyncParsableCommand {
             var rope = "theta \(r.rope_theta), \(r.rope_style) pairs"
             if let s = r.rope_scaling { rope += ", llama3 scaling x\(s.factor)" }
             print("rope           \(rope); rms norm eps \(r.norm_eps)\(r.attention_bias ? "; q/k/v biases" : "")")
-            print("tensor types   \(r.tensor_types.joined(separator: ", ")); \(formatBytes(r.bytes_per_token)) of weights read per token")
+            let packed = r.packed_f32_matrices > 0 ? " (\(r.packed_f32_matrices) F32 matrices packed)" : ""
+            print("tensor types   \(r.tensor_types.joined(separator: ", ")); \(formatBytes(r.bytes_per_token)) of weights read per token\(packed)")
             if let t = r.tokenizer {
                 let bos = t.bos_token_id.map(String.init) ?? "none"
                 print("tokenizer      \(t.kind), \(t.vocab_size) tokens, BOS \(bos)\(t.adds_bos ? " (added)" : ""), EOS \(t.eos_token_ids.map(String.init).joined(separator: ","))")

@@ -54,7 +54,7 @@ struct TrainCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            let rt = try await options.load()
+            let rt = try await options.load(packing: .off)
             let tokenizer = try rt.requiredTokenizer
             let c = rt.model.config
             let exitList = try exits.map(parseExitList) ?? Self.defaultExits(layers: c.layerCount)

@@ -13,6 +13,16 @@ import Testing
         #expect(r.stderr.contains("decode"))
     }
 
+    /// The same story when decode reads the lossless packed copy of the F32 weights (stories260K
+    /// fits in cache, so `auto` leaves it plain; `on` packs the 21 of 26 matrices whose rows are
+    /// a multiple of 32 long).
+    @Test func greedyWithPackedF32WeightsMatchesLlama2c() throws {
+        let golden = try String(contentsOf: CLIRunner.shared.appendingPathComponent("models/stories260K/greedy-bos-255.txt"), encoding: .utf8)
+        let r = try CLIRunner.run(["generate", CLIRunner.stories, "--temperature", "0", "--max-tokens", "256", "--pack-f32", "on"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout + "\n" == golden)
+    }
+
     @Test func greedyContinuationsMatchTransformers() throws {
         let fixture = try StoriesFixture.load()
         for c in fixture.prompts {

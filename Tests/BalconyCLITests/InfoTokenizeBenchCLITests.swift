@@ -11,6 +11,8 @@ import Testing
         var vocab_size: Int
         var context_length: Int
         var tensor_types: [String]
+        var bytes_per_token: Int
+        var packed_f32_matrices: Int
         var tokenizer: Tok?
         struct Tok: Decodable { var vocab_size: Int; var bos_token_id: Int? }
     }
@@ -27,6 +29,14 @@ import Testing
         #expect(info.tokenizer?.bos_token_id == 1)
         let text = try CLIRunner.run(["info", CLIRunner.stories])
         #expect(text.stdout.contains("5 x (dim 64"))
+        #expect(info.packed_f32_matrices == 0, "a model that fits in cache is not packed by default")
+        let on = try CLIRunner.run(["info", CLIRunner.stories, "--json", "--pack-f32", "on"])
+        let packed = try JSONDecoder().decode(Info.self, from: Data(on.stdout.utf8))
+        // Five layers' q, k, v, o, gate and up (64 wide) and the head; down_proj rows are 172 long.
+        #expect(packed.packed_f32_matrices == 5 * 6 + 1)
+        #expect(packed.bytes_per_token < info.bytes_per_token)
+        let bad = try CLIRunner.run(["info", CLIRunner.stories, "--pack-f32", "sometimes"])
+        #expect(bad.status != 0)
     }
 
     @Test func tokenizeMatchesSentencePiece() throws {

@@ -2,14 +2,19 @@ import CKernels
 
 /// Matrix-vector products for decode, where every weight is read once per token and memory
 /// bandwidth is the limit: rows are split over threads, and each thread walks its rows one after
-/// another as one sequential stream (`CKernels/gemv_f32.c`: AVX2/FMA, or portable C).
+/// another as one sequential stream (`CKernels/gemv_f32.c`: AVX2/FMA, or portable C), or the
+/// matrix's lossless packed copy when it has one (`PackedF32Matrix`), which is 12 % fewer bytes.
 enum GEMV {
     /// `ys[j][m, rows_j] = x[m, cols] · W_j^T` for a few rows of activations and F32 matrices
     /// sharing them, in one parallel pass; each row's result is the same as a one-row call.
     static func f32(_ ws: [WeightMatrix], x: UnsafePointer<Float>, tokens m: Int, ys: [UnsafeMutablePointer<Float>]) {
         let cols = ws[0].cols
         SmallBatch.run(rows: ws.map(\.rows), tokens: m) { j, i, r in
-            balcony_f32_gemv(ws[j].f32, cols, x + i * cols, ys[j] + i * ws[j].rows, r.lowerBound, r.upperBound)
+            if let packed = ws[j].packed {
+                packed.gemv(x: x + i * cols, y: ys[j] + i * ws[j].rows, rows: r)
+            } else {
+                balcony_f32_gemv(ws[j].f32, cols, x + i * cols, ys[j] + i * ws[j].rows, r.lowerBound, r.upperBound)
+            }
         }
     }
 }

@@ -51,14 +51,25 @@ public struct WeightMatrix: @unchecked Sendable {
     public let fileType: FileDType
     public let data: UnsafeRawPointer
     let storage: WeightStorage
+    /// A lossless packed copy of F32 weights that small-batch products (decode) read instead of
+    /// `data`; everything else (prefill's SGEMM, embedding rows, training) reads `data`.
+    public let packed: PackedF32Matrix?
 
-    public init(rows: Int, cols: Int, type: WeightType, fileType: FileDType, data: UnsafeRawPointer, storage: WeightStorage) {
+    public init(rows: Int, cols: Int, type: WeightType, fileType: FileDType, data: UnsafeRawPointer, storage: WeightStorage,
+                packed: PackedF32Matrix? = nil) {
         self.rows = rows
         self.cols = cols
         self.type = type
         self.fileType = fileType
         self.data = data
         self.storage = storage
+        self.packed = packed
+    }
+
+    /// This matrix with a packed copy for decode, when it is F32 and can be packed (else itself).
+    public func withPackedCopy() -> WeightMatrix {
+        guard type == .f32, packed == nil, let p = PackedF32Matrix.pack(f32, rows: rows, cols: cols) else { return self }
+        return WeightMatrix(rows: rows, cols: cols, type: type, fileType: fileType, data: data, storage: storage, packed: p)
     }
 
     public var f32: UnsafePointer<Float> {
@@ -67,7 +78,10 @@ public struct WeightMatrix: @unchecked Sendable {
     }
 
     /// Bytes read when the whole matrix is multiplied once (the decode-time memory traffic).
-    public var byteCount: Int { type == .f32 ? rows * cols * 4 : rows * cols / Q8_0.blockSize * Q8_0.blockBytes }
+    public var byteCount: Int {
+        if let packed { return packed.byteCount }
+        return type == .f32 ? rows * cols * 4 : rows * cols / Q8_0.blockSize * Q8_0.blockBytes
+    }
 
     /// An owned F32 matrix initialised from `values` (row-major, rows x cols).
     public static func owned(rows: Int, cols: Int, values: [Float]) -> WeightMatrix {
@@ -265,6 +279,42 @@ public struct ModelWeights: Sendable {
         for l in layers { for m in [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down] { s.insert(m.fileType.rawValue) } }
         return s
     }
+
+    /// The product matrices (every layer's seven and the output), the ones decode streams.
+    var productMatrices: [WeightMatrix] {
+        layers.flatMap { [$0.wq, $0.wk, $0.wv, $0.wo, $0.gate, $0.up, $0.down] } + [output]
+    }
+
+    /// Whether `mode` packs these weights: `auto` when their F32 matrices are too large for a CPU
+    /// cache and the CPU has AVX2.
+    public func packs(_ mode: F32Packing) -> Bool {
+        switch mode {
+        case .on: return true
+        case .off: return false
+        case .auto:
+            let f32Bytes = productMatrices.filter { $0.type == .f32 }.reduce(0) { $0 + $1.rows * $1.cols * 4 }
+            return f32Bytes >= F32Packing.autoBytes && F32Packing.cpuSupportsFastUnpacking
+        }
+    }
+
+    /// These weights with packed copies of their F32 product matrices for decode, as `mode` says.
+    /// The token embedding stays as it is (decode reads one row of it), also when tied to the output.
+    public func packingF32(_ mode: F32Packing) -> ModelWeights {
+        guard packs(mode) else { return self }
+        var w = self
+        w.output = output.withPackedCopy()
+        w.layers = layers.map { l in
+            var l = l
+            l.wq = l.wq.withPackedCopy(); l.wk = l.wk.withPackedCopy(); l.wv = l.wv.withPackedCopy()
+            l.wo = l.wo.withPackedCopy(); l.gate = l.gate.withPackedCopy(); l.up = l.up.withPackedCopy()
+            l.down = l.down.withPackedCopy()
+            return l
+        }
+        return w
+    }
+
+    /// How many product matrices have a packed copy for decode.
+    public var packedMatrixCount: Int { productMatrices.filter { $0.packed != nil }.count }
 
     /// Bytes of weights read to produce one token (all layers, the head and one embedding row).
     public var bytesPerToken: Int {

@@ -25,6 +25,44 @@ void balcony_q8_0_dequantize_rows(const void *w, size_t cols, float *out, size_t
 /// walked one after another (one sequential stream, prefetched ahead); AVX2/FMA when present.
 void balcony_f32_gemv(const float *w, size_t cols, const float *x, float *y, size_t row_begin, size_t row_end);
 
+/// Lossless packed F32 (packed_f32.c): each weight in 28 bits instead of 32, for decode, which
+/// reads every weight once per token and is bound by memory bandwidth. Rows are cols / 32
+/// groups of 112 bytes (32 x 3 bytes of sign and mantissa, then 32 4-bit exponent codes
+/// relative to the row's largest exponent, `top`); the few values below the row's window of
+/// fifteen exponents are listed as exceptions (row r's are exception_start[r] ..<
+/// exception_start[r + 1]). cols must be a multiple of 32.
+typedef struct {
+    const uint8_t *groups;
+    const uint8_t *top;
+    const uint32_t *exception_start;
+    const uint32_t *exception_column;
+    const float *exception_value;
+    size_t cols;
+} balcony_packed_f32;
+
+/// Bytes of one packed row.
+size_t balcony_packed_f32_row_bytes(size_t cols);
+
+/// First pass of packing rows [row_begin, row_end) of W: each row's top exponent field and its
+/// number of exceptions.
+void balcony_packed_f32_scan(const float *w, size_t cols, size_t row_begin, size_t row_end,
+                             uint8_t *top, uint32_t *exceptions);
+
+/// Second pass: writes the rows' groups and exceptions (exception_start from the scan's counts).
+void balcony_packed_f32_pack_rows(const float *w, size_t cols, size_t row_begin, size_t row_end,
+                                  const uint8_t *top, const uint32_t *exception_start,
+                                  uint8_t *groups, uint32_t *exception_column, float *exception_value);
+
+/// Rows [row_begin, row_end) back as F32, bit for bit, into out (cols per row, from out).
+void balcony_packed_f32_unpack_rows(const balcony_packed_f32 *p, float *out, size_t row_begin, size_t row_end);
+
+/// y[r] = W[r, :] . x for r in [row_begin, row_end). A row without exceptions gives exactly
+/// balcony_f32_gemv's result; exceptions are added after the row's sum.
+void balcony_packed_f32_gemv(const balcony_packed_f32 *p, const float *x, float *y, size_t row_begin, size_t row_end);
+
+/// 1 when the CPU has AVX2, FMA and F16C (the fast kernels' requirement).
+int balcony_cpu_has_avx2(void);
+
 /// Attention of one query head q[head_dim] over `length` cached keys and values (row stride
 /// `stride` floats, already offset to the head's columns): scores[length] receives the
 /// probabilities, out[head_dim] the weighted sum of values. Decode's kernel; AVX2/FMA when present.

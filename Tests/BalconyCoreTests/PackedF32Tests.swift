@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+@testable import BalconyCore
+
+/// The lossless packed F32 form decode reads (`PackedF32Matrix`): every weight comes back bit for
+/// bit, products equal the plain F32 kernel's (bit for bit on rows without exceptions), and
+/// models decode the same with and without it.
+@Suite struct PackedF32Tests {
+    /// Roughly normal weights like a trained or random layer's (sum of uniforms, scale 0.02).
+    static func weights(rows: Int, cols: Int, seed: UInt64) -> [Float] {
+        var g = TinyModels.LCG(state: seed)
+        return (0..<(rows * cols)).map { _ in (g.next() + g.next() + g.next()) * 0.02 }
+    }
+
+    /// Whether a row holds a value below its window of fifteen exponents (an exception):
+    /// the rule of the format, written out on exponent fields.
+    static func hasExceptions(_ row: ArraySlice<Float>) -> Bool {
+        let fields = row.map { Int($0.exponentBitPattern) }
+        let low = max(fields.max()!, 15) - 14
+        return fields.contains { $0 != 0 && $0 < low }
+    }
+
+    @Test func unpackingGivesBackEveryBit() throws {
+        let rows = 400, cols = 96
+        var values = Self.weights(rows: rows, cols: cols, seed: 3)
+        // Row 1: zeros of both signs and subnormals (exponent field 0, kept in the stream).
+        for (i, v) in [Float(0), -0.0, .leastNonzeroMagnitude, Float(bitPattern: 0x8001_1170), Float(bitPattern: 0x0020_A9D2)].enumerated() { values[cols + i] = v }
+        // Row 2: values far below the row's largest (exceptions), and a large one (the rest of the
+        // row becomes exceptions too).
+        for (i, v) in [Float(1e-30), -3e-20, 1e-9, 1000].enumerated() { values[2 * cols + 5 * i] = v }
+        // Row 3: infinities and a NaN with a payload; row 4: the extremes; row 5: all zero.
+        values[3 * cols] = .infinity; values[3 * cols + 7] = -.infinity
+        values[3 * cols + 9] = Float(bitPattern: 0x7FC0_1234)
+        values[4 * cols] = .greatestFiniteMagnitude; values[4 * cols + 1] = -.leastNormalMagnitude
+        for i in 0..<cols { values[5 * cols + i] = 0 }
+        let packed = PackedF32Matrix.pack(values, rows: rows, cols: cols)
+        let p = try #require(packed)
+        #expect(p.exceptionCount > 0)
+        let back = p.unpacked()
+        let wrong = (0..<values.count).filter { back[$0].bitPattern != values[$0].bitPattern }
+        #expect(wrong.isEmpty, "\(wrong.count) values differ, first at \(wrong.first.map { "\($0): \(back[$0]) vs \(values[$0])" } ?? "")")
+    }
+
+    @Test(arguments: [(64, 32), (300, 96), (129, 768)])
+    func productsEqualThePlainKernel(shape: (Int, Int)) throws {
+        let (rows, cols) = shape
+        var values = Self.weights(rows: rows, cols: cols, seed: UInt64(rows))
+        // A few rows with exceptions, which are added after the row's sum.
+        for r in stride(from: 3, to: rows, by: 17) { values[r * cols + (r % cols)] = 1e-12 }
+        let plain = WeightMatrix.owned(rows: rows, cols: cols, values: values)
+        let packed = plain.withPackedCopy()
+        let p = try #require(packed.packed)
+        #expect(p.exceptionCount >= rows / 17)
+        #expect(packed.byteCount < plain.byteCount * 15 / 16)
+        var g = TinyModels.LCG(state: 8)
+        for m in [1, 5] {
+            let x = g.values(m * cols, scale: 2)
+            var yPlain = [Float](repeating: 0, count: m * rows), yPacked = yPlain
+            Linear.forward(plain, x: x, tokens: m, y: &yPlain)
+            Linear.forward(packed, x: x, tokens: m, y: &yPacked)
+            for i in 0..<m {
+                for r in 0..<rows {
+                    let row = values[(r * cols)..<((r + 1) * cols)]
+                    let a = yPacked[i * rows + r], b = yPlain[i * rows + r]
+                    if Self.hasExceptions(row) {
+                        let magnitude = zip(row, x[(i * cols)..<((i + 1) * cols)]).reduce(0) { $0 + abs($1.0 * $1.1) }
+                        #expect(abs(a - b) <= 1e-6 * magnitude, "row \(r): \(a) vs \(b)")
+                    } else {
+                        #expect(a.bitPattern == b.bitPattern, "row \(r): \(a) vs \(b)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func matricesThatCannotGainStayPlain() {
+        // Rows not a multiple of 32 long.
+        #expect(PackedF32Matrix.pack(Self.weights(rows: 4, cols: 40, seed: 1), rows: 4, cols: 40) == nil)
+        // Values spread over many binary orders of magnitude: most would be exceptions.
+        let spread = (0..<(8 * 64)).map { Float(sign: .plus, exponent: -($0 % 64), significand: 1.5) }
+        #expect(PackedF32Matrix.pack(spread, rows: 8, cols: 64) == nil)
+        // Q8_0 weights are left as they are.
+        let q = TinyModels.quantize(.owned(rows: 4, cols: 64, values: Self.weights(rows: 4, cols: 64, seed: 2)))
+        #expect(q.withPackedCopy().packed == nil)
+    }
+
+    @Test func policyPacksLargeModelsOrWhenAsked() {
+        let w = TinyModels.weights(TinyModels.config(bias: true, tied: true))
+        #expect(!w.packs(.auto), "a tiny model fits in cache and stays plain")
+        #expect(w.packingF32(.off).packedMatrixCount == 0)
+        let on = w.packingF32(.on)
+        #expect(on.packedMatrixCount == 2 * 7 + 1)
+        #expect(on.bytesPerToken < w.bytesPerToken)
+        #expect(on.tokenEmbedding.packed == nil, "embedding rows are read from the plain table")
+    }
+
+    /// A whole model decodes to the same logits with the packed copies (tied and untied heads, biases).
+    @Test(arguments: [false, true])
+    func decodeWithPackedWeightsMatchesPlain(tied: Bool) throws {
+        let c = TinyModels.config(bias: tied, tied: tied)
+        let plain = try LlamaModel(weights: TinyModels.weights(c))
+        let packed = try LlamaModel(weights: plain.weights.packingF32(.on))
+        let tokens = [1, 5, 9, 2, 33, 17, 4]
+        let a = plain.makeCache(), b = packed.makeCache()
+        for t in tokens {
+            let la = try plain.forward([t], cache: a)
+            let lb = try packed.forward([t], cache: b)
+            let worst = zip(la, lb).map { abs($0 - $1) / max(1, abs($0)) }.max()!
+            #expect(worst <= 1e-5, "token \(t)")
+        }
+    }
+}
