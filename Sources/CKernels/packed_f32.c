@@ -177,6 +177,10 @@ void balcony_packed_f32_gemv(const balcony_packed_f32 *p, const float *x, float 
     gemv_portable(p, x, y, row_begin, row_end);
 }
 
+void balcony_packed_f32_gemv_portable(const balcony_packed_f32 *p, const float *x, float *y, size_t row_begin, size_t row_end) {
+    gemv_portable(p, x, y, row_begin, row_end);
+}
+
 int balcony_cpu_has_avx2(void) {
 #ifdef BALCONY_X86
     return balcony_has_avx2();

@@ -73,6 +73,33 @@ import Testing
         }
     }
 
+    /// Both kernels (AVX2 and the portable one non-x86 CPUs run) against a double-precision
+    /// product of the original weights, exceptions included.
+    @Test func bothKernelsMatchADoublePrecisionProduct() throws {
+        let rows = 75, cols = 160
+        var values = Self.weights(rows: rows, cols: cols, seed: 12)
+        for r in stride(from: 0, to: rows, by: 7) { values[r * cols + 2 * r % cols] = -3e-9 }
+        values[5 * cols + 1] = 0
+        // A row whose largest value puts nearly all the others below its window: their sum matters.
+        values[10 * cols + 3] = 1e4
+        let packed = PackedF32Matrix.pack(values, rows: rows, cols: cols)
+        let p = try #require(packed)
+        var g = TinyModels.LCG(state: 4)
+        let x = g.values(cols, scale: 1.5)
+        var fast = [Float](repeating: 0, count: rows), portable = fast
+        p.gemv(x: x, y: &fast, rows: 0..<rows)
+        p.gemvPortable(x: x, y: &portable, rows: 0..<rows)
+        for r in 0..<rows {
+            var exact = 0.0, magnitude = 0.0
+            for i in 0..<cols {
+                exact += Double(values[r * cols + i]) * Double(x[i])
+                magnitude += abs(Double(values[r * cols + i]) * Double(x[i]))
+            }
+            #expect(abs(Double(fast[r]) - exact) <= 1e-6 * magnitude, "AVX2 row \(r)")
+            #expect(abs(Double(portable[r]) - exact) <= 1e-6 * magnitude, "portable row \(r)")
+        }
+    }
+
     @Test func matricesThatCannotGainStayPlain() {
         // Rows not a multiple of 32 long.
         #expect(PackedF32Matrix.pack(Self.weights(rows: 4, cols: 40, seed: 1), rows: 4, cols: 40) == nil)

@@ -91,6 +91,11 @@ public final class PackedF32Matrix: @unchecked Sendable {
         withUnsafePointer(to: descriptor) { balcony_packed_f32_gemv($0, x, y, range.lowerBound, range.upperBound) }
     }
 
+    /// `gemv` through the portable C kernel whatever the CPU (tests).
+    func gemvPortable(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows range: Range<Int>) {
+        withUnsafePointer(to: descriptor) { balcony_packed_f32_gemv_portable($0, x, y, range.lowerBound, range.upperBound) }
+    }
+
     /// The matrix back as F32, bit for bit.
     public func unpacked() -> [Float] {
         [Float](unsafeUninitializedCapacity: rows * cols) { buffer, n in

@@ -60,6 +60,10 @@ void balcony_packed_f32_unpack_rows(const balcony_packed_f32 *p, float *out, siz
 /// balcony_f32_gemv's result; exceptions are added after the row's sum.
 void balcony_packed_f32_gemv(const balcony_packed_f32 *p, const float *x, float *y, size_t row_begin, size_t row_end);
 
+/// The portable C version of balcony_packed_f32_gemv (the one non-x86 CPUs run), callable
+/// anywhere so that tests check it on machines where the AVX2 one is chosen.
+void balcony_packed_f32_gemv_portable(const balcony_packed_f32 *p, const float *x, float *y, size_t row_begin, size_t row_end);
+
 /// 1 when the CPU has AVX2, FMA and F16C (the fast kernels' requirement).
 int balcony_cpu_has_avx2(void);
 
