@@ -100,18 +100,26 @@ void balcony_packed_f32_unpack_rows(const balcony_packed_f32 *p, float *out, siz
     }
 }
 
-static void gemv_portable(const balcony_packed_f32 *p, const float *x, float *y, size_t r0, size_t r1) {
+/// Weight i of row r, exact: exceptions come from the list, which `k` walks in column order.
+static inline float weight_at(const balcony_packed_f32 *p, const uint8_t *row, size_t r, size_t i, uint32_t *k) {
+    if (*k < p->exception_start[r + 1] && p->exception_column[*k] == i) return p->exception_value[(*k)++];
+    return decode_one(row + (i / GROUP_VALUES) * GROUP_BYTES, i % GROUP_VALUES, p->top[r]);
+}
+
+/// The portable F32 row kernel's arithmetic (gemv_f32.c: eight partial sums over columns i + j,
+/// combined pairwise) on the unpacked weights, for each of the m activation rows.
+static void gemv_portable(const balcony_packed_f32 *p, const float *x, size_t m, float *y, size_t ldy, size_t r0, size_t r1) {
     size_t cols = p->cols, row_bytes = balcony_packed_f32_row_bytes(cols);
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *row = p->groups + r * row_bytes;
-        float acc[8] = {0};
-        for (size_t i = 0; i < cols; i += 8)
-            for (int j = 0; j < 8; j++)
-                acc[j] += decode_one(row + (i / GROUP_VALUES) * GROUP_BYTES, (i + j) % GROUP_VALUES, p->top[r]) * x[i + j];
-        float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-        for (uint32_t k = p->exception_start[r]; k < p->exception_start[r + 1]; k++)
-            s += p->exception_value[k] * x[p->exception_column[k]];
-        y[r] = s;
+        for (size_t t = 0; t < m; t++) {
+            const float *xt = x + t * cols;
+            uint32_t k = p->exception_start[r];
+            float acc[8] = {0};
+            for (size_t i = 0; i < cols; i += 8)
+                for (int j = 0; j < 8; j++) acc[j] += weight_at(p, row, r, i + j, &k) * xt[i + j];
+            y[t * ldy + r] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        }
     }
 }
 
@@ -140,45 +148,116 @@ static inline __m256 decode8(const uint8_t *m, const uint8_t *c, __m256i lut) {
 /// packed rows stream at half the rate of plain F32 rows; with 3-4 KiB, 5-11 % faster than them.
 enum { PREFETCH_BYTES = 3584 };
 
-/// The same four accumulators over 32 columns as the F32 row kernel, so a row without
-/// exceptions gives exactly that kernel's result; exceptions are added after the sum.
+/// The 32 weights of group `g` (columns base ..< base + 32) of row r, exact: the stream's +0 at
+/// each exception is replaced by its value. `k` is the row's next exception.
 __attribute__((target("avx2,fma,f16c")))
-static void gemv_avx2(const balcony_packed_f32 *p, const float *x, float *y, size_t r0, size_t r1) {
-    size_t cols = p->cols, row_bytes = balcony_packed_f32_row_bytes(cols);
+static inline void decode_group(const balcony_packed_f32 *p, const uint8_t *g, __m256i lut, size_t r, size_t base,
+                                uint32_t *k, __m256 w[4]) {
+    w[0] = decode8(g, g + MANTISSA_BYTES, lut);
+    w[1] = decode8(g + 24, g + MANTISSA_BYTES + 4, lut);
+    w[2] = decode8(g + 48, g + MANTISSA_BYTES + 8, lut);
+    w[3] = decode8(g + 72, g + MANTISSA_BYTES + 12, lut);
+    uint32_t end = p->exception_start[r + 1];
+    if (*k < end && p->exception_column[*k] < base + GROUP_VALUES) {
+        float values[GROUP_VALUES];
+        for (int j = 0; j < 4; j++) _mm256_storeu_ps(values + 8 * j, w[j]);
+        for (; *k < end && p->exception_column[*k] < base + GROUP_VALUES; (*k)++)
+            values[p->exception_column[*k] - base] = p->exception_value[*k];
+        for (int j = 0; j < 4; j++) w[j] = _mm256_loadu_ps(values + 8 * j);
+    }
+}
+
+/// The row's exponent table: code c > 0 stands for the field window_low + c - 1, code 0 for 0.
+__attribute__((target("avx2,fma,f16c")))
+static inline __m256i row_table(unsigned top) {
     const __m256i codes = _mm256_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
                                            0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __m256i nonzero = _mm256_cmpgt_epi8(codes, _mm256_setzero_si256());
+    __m256i lut = _mm256_add_epi8(codes, _mm256_set1_epi8((char)(window_low(top) - 1)));
+    return _mm256_and_si256(lut, _mm256_cmpgt_epi8(codes, _mm256_setzero_si256()));
+}
+
+/// Activation rows whose accumulators one pass over a weight row carries, and weights decoded
+/// into the buffer they read at a time (4 KiB, which stays in L1).
+enum { ROWS_PER_PASS = 16, CHUNK_VALUES = 1024 };
+
+/// Each weight row is decoded once, exactly, and goes through gemv_f32.c's AVX2 arithmetic for
+/// every activation row (four accumulators over 32 columns, the same horizontal sum), so every
+/// result is bit for bit what balcony_f32_gemv gives on the unpacked matrix.
+__attribute__((target("avx2,fma,f16c")))
+static void gemv_avx2(const balcony_packed_f32 *p, const float *x, size_t m, float *y, size_t ldy, size_t r0, size_t r1) {
+    size_t cols = p->cols, row_bytes = balcony_packed_f32_row_bytes(cols);
     for (size_t r = r0; r < r1; r++) {
-        // Code c > 0 stands for the field window_low + c - 1; code 0 for the field 0.
-        __m256i lut = _mm256_add_epi8(codes, _mm256_set1_epi8((char)(window_low(p->top[r]) - 1)));
-        lut = _mm256_and_si256(lut, nonzero);
-        const uint8_t *g = p->groups + r * row_bytes;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-        for (size_t i = 0; i < cols; i += GROUP_VALUES, g += GROUP_BYTES) {
-            _mm_prefetch((const char *)g + PREFETCH_BYTES, _MM_HINT_T0);
-            _mm_prefetch((const char *)g + PREFETCH_BYTES + 64, _MM_HINT_T0);
-            a0 = _mm256_fmadd_ps(decode8(g, g + MANTISSA_BYTES, lut), _mm256_loadu_ps(x + i), a0);
-            a1 = _mm256_fmadd_ps(decode8(g + 24, g + MANTISSA_BYTES + 4, lut), _mm256_loadu_ps(x + i + 8), a1);
-            a2 = _mm256_fmadd_ps(decode8(g + 48, g + MANTISSA_BYTES + 8, lut), _mm256_loadu_ps(x + i + 16), a2);
-            a3 = _mm256_fmadd_ps(decode8(g + 72, g + MANTISSA_BYTES + 12, lut), _mm256_loadu_ps(x + i + 24), a3);
+        __m256i lut = row_table(p->top[r]);
+        const uint8_t *row = p->groups + r * row_bytes;
+        if (m == 1) {
+            // Decode's case, with the accumulators in registers.
+            uint32_t k = p->exception_start[r];
+            const uint8_t *g = row;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+            for (size_t i = 0; i < cols; i += GROUP_VALUES, g += GROUP_BYTES) {
+                _mm_prefetch((const char *)g + PREFETCH_BYTES, _MM_HINT_T0);
+                _mm_prefetch((const char *)g + PREFETCH_BYTES + 64, _MM_HINT_T0);
+                __m256 w[4];
+                decode_group(p, g, lut, r, i, &k, w);
+                a0 = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(x + i), a0);
+                a1 = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(x + i + 8), a1);
+                a2 = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(x + i + 16), a2);
+                a3 = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(x + i + 24), a3);
+            }
+            y[r] = balcony_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+            continue;
         }
-        float s = balcony_hsum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-        for (uint32_t k = p->exception_start[r]; k < p->exception_start[r + 1]; k++)
-            s += p->exception_value[k] * x[p->exception_column[k]];
-        y[r] = s;
+        // Several activation rows: the row is decoded a chunk at a time into a buffer in L1, and
+        // each activation row passes over the chunk with its accumulators in registers, kept in
+        // memory between chunks (the same additions in the same order as in one pass).
+        __m256 acc[ROWS_PER_PASS][4];
+        for (size_t t0 = 0; t0 < m; t0 += ROWS_PER_PASS) {
+            size_t n = m - t0 < ROWS_PER_PASS ? m - t0 : ROWS_PER_PASS;
+            for (size_t t = 0; t < n; t++)
+                for (int j = 0; j < 4; j++) acc[t][j] = _mm256_setzero_ps();
+            uint32_t k = p->exception_start[r];
+            const uint8_t *g = row;
+            for (size_t c0 = 0; c0 < cols; c0 += CHUNK_VALUES) {
+                size_t c1 = c0 + CHUNK_VALUES < cols ? c0 + CHUNK_VALUES : cols;
+                float chunk[CHUNK_VALUES] __attribute__((aligned(32)));
+                for (size_t i = c0; i < c1; i += GROUP_VALUES, g += GROUP_BYTES) {
+                    _mm_prefetch((const char *)g + PREFETCH_BYTES, _MM_HINT_T0);
+                    _mm_prefetch((const char *)g + PREFETCH_BYTES + 64, _MM_HINT_T0);
+                    __m256 w[4];
+                    decode_group(p, g, lut, r, i, &k, w);
+                    for (int j = 0; j < 4; j++) _mm256_store_ps(chunk + (i - c0) + 8 * j, w[j]);
+                }
+                for (size_t t = 0; t < n; t++) {
+                    const float *xt = x + (t0 + t) * cols;
+                    __m256 a0 = acc[t][0], a1 = acc[t][1], a2 = acc[t][2], a3 = acc[t][3];
+                    for (size_t i = c0; i < c1; i += GROUP_VALUES) {
+                        const float *w = chunk + (i - c0);
+                        a0 = _mm256_fmadd_ps(_mm256_load_ps(w), _mm256_loadu_ps(xt + i), a0);
+                        a1 = _mm256_fmadd_ps(_mm256_load_ps(w + 8), _mm256_loadu_ps(xt + i + 8), a1);
+                        a2 = _mm256_fmadd_ps(_mm256_load_ps(w + 16), _mm256_loadu_ps(xt + i + 16), a2);
+                        a3 = _mm256_fmadd_ps(_mm256_load_ps(w + 24), _mm256_loadu_ps(xt + i + 24), a3);
+                    }
+                    acc[t][0] = a0; acc[t][1] = a1; acc[t][2] = a2; acc[t][3] = a3;
+                }
+            }
+            for (size_t t = 0; t < n; t++)
+                y[(t0 + t) * ldy + r] = balcony_hsum8(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])));
+        }
     }
 }
 #endif
 
-void balcony_packed_f32_gemv(const balcony_packed_f32 *p, const float *x, float *y, size_t row_begin, size_t row_end) {
+void balcony_packed_f32_gemv(const balcony_packed_f32 *p, const float *x, size_t m, float *y, size_t ldy,
+                             size_t row_begin, size_t row_end) {
 #ifdef BALCONY_X86
-    if (balcony_has_avx2()) { gemv_avx2(p, x, y, row_begin, row_end); return; }
+    if (balcony_has_avx2()) { gemv_avx2(p, x, m, y, ldy, row_begin, row_end); return; }
 #endif
-    gemv_portable(p, x, y, row_begin, row_end);
+    gemv_portable(p, x, m, y, ldy, row_begin, row_end);
 }
 
-void balcony_packed_f32_gemv_portable(const balcony_packed_f32 *p, const float *x, float *y, size_t row_begin, size_t row_end) {
-    gemv_portable(p, x, y, row_begin, row_end);
+void balcony_packed_f32_gemv_portable(const balcony_packed_f32 *p, const float *x, size_t m, float *y, size_t ldy,
+                                      size_t row_begin, size_t row_end) {
+    gemv_portable(p, x, m, y, ldy, row_begin, row_end);
 }
 
 int balcony_cpu_has_avx2(void) {

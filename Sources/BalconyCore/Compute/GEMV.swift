@@ -3,17 +3,19 @@ import CKernels
 /// Matrix-vector products for decode, where every weight is read once per token and memory
 /// bandwidth is the limit: rows are split over threads, and each thread walks its rows one after
 /// another as one sequential stream (`CKernels/gemv_f32.c`: AVX2/FMA, or portable C), or the
-/// matrix's lossless packed copy when it has one (`PackedF32Matrix`), which is 12 % fewer bytes.
+/// matrix's lossless packed copy when it has one (`PackedF32Matrix`): 12 % fewer bytes, the same
+/// results bit for bit.
 enum GEMV {
     /// `ys[j][m, rows_j] = x[m, cols] · W_j^T` for a few rows of activations and F32 matrices
     /// sharing them, in one parallel pass; each row's result is the same as a one-row call.
     static func f32(_ ws: [WeightMatrix], x: UnsafePointer<Float>, tokens m: Int, ys: [UnsafeMutablePointer<Float>]) {
         let cols = ws[0].cols
-        SmallBatch.run(rows: ws.map(\.rows), tokens: m) { j, i, r in
+        SmallBatch.runBlocks(rows: ws.map(\.rows)) { j, r in
             if let packed = ws[j].packed {
-                packed.gemv(x: x + i * cols, y: ys[j] + i * ws[j].rows, rows: r)
+                // Each row decoded once for all the activation rows.
+                packed.gemv(x: x, tokens: m, y: ys[j], rows: r)
             } else {
-                balcony_f32_gemv(ws[j].f32, cols, x + i * cols, ys[j] + i * ws[j].rows, r.lowerBound, r.upperBound)
+                for i in 0..<m { balcony_f32_gemv(ws[j].f32, cols, x + i * cols, ys[j] + i * ws[j].rows, r.lowerBound, r.upperBound) }
             }
         }
     }
@@ -37,6 +39,14 @@ enum SmallBatch {
     /// products that share their input (q, k and v; gate and up) cost one fork and join, which at
     /// decode is a sizeable share of a small matrix's time.
     static func run(rows: [Int], tokens: Int, _ body: (Int, Int, Range<Int>) -> Void) {
+        runBlocks(rows: rows) { j, block in
+            for i in 0..<tokens { body(j, i, block) }
+        }
+    }
+
+    /// Calls `body(j, block)` for every block of rows of every matrix `j`, on the threads as `run`
+    /// does; the body passes every activation row over the block itself.
+    static func runBlocks(rows: [Int], _ body: (Int, Range<Int>) -> Void) {
         let total = rows.reduce(0, +)
         let chunk = total < 64 * ComputeThreads.count ? total : dynamicChunkRows
         parallelDynamic(total, chunk: chunk) { range in
@@ -46,7 +56,7 @@ enum SmallBatch {
                 let end = min(range.upperBound, offset + n) - offset
                 while lo < end {
                     let hi = min(end, lo + blockRows)
-                    for i in 0..<tokens { body(j, i, lo..<hi) }
+                    body(j, lo..<hi)
                     lo = hi
                 }
                 offset += n

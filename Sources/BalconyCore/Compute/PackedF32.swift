@@ -2,12 +2,12 @@ import CKernels
 
 /// A lossless packed copy of an F32 weight matrix for decode (`CKernels/packed_f32.c`): 28 bits
 /// a weight instead of 32. Decode reads every weight once per token and is bound by memory
-/// bandwidth, so reading 12 % fewer bytes makes it faster; unpacking is exact, and a row
-/// without exceptions multiplies to exactly the F32 kernel's result.
+/// bandwidth, so reading 12 % fewer bytes makes it faster. Unpacking is exact, and products give
+/// bit for bit the F32 kernel's results: packing changes the speed, never a number.
 ///
 /// Trained and random weights alike sit within a few binary orders of magnitude of their row's
 /// largest, so fifteen exponents per row cover all but about one weight in ten thousand; those
-/// are kept in full beside the stream.
+/// are kept in full beside the stream and put back in place as each row is decoded.
 public final class PackedF32Matrix: @unchecked Sendable {
     public let rows: Int
     public let cols: Int
@@ -86,14 +86,19 @@ public final class PackedF32Matrix: @unchecked Sendable {
     /// and the exceptions.
     public var byteCount: Int { rows * (balcony_packed_f32_row_bytes(cols) + 1 + 4) + exceptionCount * 8 }
 
-    /// `y[r] = W[r, :] · x` for `r` in `range`.
-    func gemv(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows range: Range<Int>) {
-        withUnsafePointer(to: descriptor) { balcony_packed_f32_gemv($0, x, y, range.lowerBound, range.upperBound) }
+    /// `y[t, r] = W[r, :] · x[t, :]` for the `tokens` rows of `x` and `r` in `range` (`y` rows are
+    /// `rows` apart): bit for bit the F32 row kernel's results on the unpacked weights.
+    func gemv(x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>, rows range: Range<Int>) {
+        withUnsafePointer(to: descriptor) {
+            balcony_packed_f32_gemv($0, x, tokens, y, rows, range.lowerBound, range.upperBound)
+        }
     }
 
     /// `gemv` through the portable C kernel whatever the CPU (tests).
-    func gemvPortable(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows range: Range<Int>) {
-        withUnsafePointer(to: descriptor) { balcony_packed_f32_gemv_portable($0, x, y, range.lowerBound, range.upperBound) }
+    func gemvPortable(x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>, rows range: Range<Int>) {
+        withUnsafePointer(to: descriptor) {
+            balcony_packed_f32_gemv_portable($0, x, tokens, y, rows, range.lowerBound, range.upperBound)
+        }
     }
 
     /// The matrix back as F32, bit for bit.

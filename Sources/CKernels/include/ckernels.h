@@ -56,13 +56,17 @@ void balcony_packed_f32_pack_rows(const float *w, size_t cols, size_t row_begin,
 /// Rows [row_begin, row_end) back as F32, bit for bit, into out (cols per row, from out).
 void balcony_packed_f32_unpack_rows(const balcony_packed_f32 *p, float *out, size_t row_begin, size_t row_end);
 
-/// y[r] = W[r, :] . x for r in [row_begin, row_end). A row without exceptions gives exactly
-/// balcony_f32_gemv's result; exceptions are added after the row's sum.
-void balcony_packed_f32_gemv(const balcony_packed_f32 *p, const float *x, float *y, size_t row_begin, size_t row_end);
+/// y[t * ldy + r] = W[r, :] . x[t, :] for the m activation rows t (x rows are cols apart) and r in
+/// [row_begin, row_end). Each weight row is decoded once for all m, exactly, and multiplied with
+/// balcony_f32_gemv's arithmetic: every result is bit for bit what balcony_f32_gemv gives on the
+/// unpacked matrix, one activation row at a time.
+void balcony_packed_f32_gemv(const balcony_packed_f32 *p, const float *x, size_t m, float *y, size_t ldy,
+                             size_t row_begin, size_t row_end);
 
 /// The portable C version of balcony_packed_f32_gemv (the one non-x86 CPUs run), callable
 /// anywhere so that tests check it on machines where the AVX2 one is chosen.
-void balcony_packed_f32_gemv_portable(const balcony_packed_f32 *p, const float *x, float *y, size_t row_begin, size_t row_end);
+void balcony_packed_f32_gemv_portable(const balcony_packed_f32 *p, const float *x, size_t m, float *y, size_t ldy,
+                                      size_t row_begin, size_t row_end);
 
 /// 1 when the CPU has AVX2, FMA and F16C (the fast kernels' requirement).
 int balcony_cpu_has_avx2(void);
