@@ -49,32 +49,32 @@ void balcony_packed_f32_pack_rows(const float *w, size_t cols, size_t row_begin,
         const uint32_t *bits = (const uint32_t *)(const void *)(w + r * cols);
         unsigned low = window_low(top[r]);
         uint32_t n = exception_start[r];
-        uint8_t *row = groups + r * row_bytes;
-        memset(row, 0, row_bytes);
-        for (size_t i = 0; i < cols; i++) {
-            uint32_t v = bits[i];
-            unsigned e = (v >> 23) & 0xFF;
-            uint32_t kept;  // sign at bit 23, mantissa below
-            unsigned code;
-            if (e == 0) {
-                kept = (v & 0x7FFFFF) | ((v >> 31) << 23);
-                code = 0;
-            } else if (e < low) {
-                exception_column[n] = (uint32_t)i;
-                exception_value[n] = w[r * cols + i];
-                n++;
-                kept = 0;
-                code = 0;
-            } else {
-                kept = (v & 0x7FFFFF) | ((v >> 31) << 23);
-                code = e - low + 1;
+        uint8_t *g = groups + r * row_bytes;
+        for (size_t i0 = 0; i0 < cols; i0 += GROUP_VALUES, g += GROUP_BYTES) {
+            // A group is written whole, left to right: each weight's 3 bytes with one 4-byte
+            // little-endian store whose last byte the next weight overwrites (the codes, written after the
+            // mantissas, overwrite the last one's), then the 16 bytes of codes.
+            uint8_t codes[GROUP_VALUES / 2];
+            for (size_t j = 0; j < GROUP_VALUES; j += 2) {
+                unsigned pair = 0;
+                for (size_t h = 0; h < 2; h++) {
+                    uint32_t v = bits[i0 + j + h];
+                    unsigned e = (v >> 23) & 0xFF;
+                    uint32_t kept = (v & 0x7FFFFF) | ((v >> 31) << 23);  // sign at bit 23
+                    unsigned code = e == 0 ? 0 : e - low + 1;
+                    if (e != 0 && e < low) {
+                        exception_column[n] = (uint32_t)(i0 + j + h);
+                        exception_value[n] = w[r * cols + i0 + j + h];
+                        n++;
+                        kept = 0;
+                        code = 0;
+                    }
+                    memcpy(g + 3 * (j + h), &kept, 4);
+                    pair |= code << (4 * h);
+                }
+                codes[j / 2] = (uint8_t)pair;
             }
-            uint8_t *g = row + (i / GROUP_VALUES) * GROUP_BYTES;
-            size_t j = i % GROUP_VALUES;
-            g[3 * j] = (uint8_t)kept;
-            g[3 * j + 1] = (uint8_t)(kept >> 8);
-            g[3 * j + 2] = (uint8_t)(kept >> 16);
-            g[MANTISSA_BYTES + j / 2] |= (uint8_t)(code << (4 * (j % 2)));
+            memcpy(g + MANTISSA_BYTES, codes, sizeof codes);
         }
     }
 }
