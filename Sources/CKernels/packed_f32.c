@@ -52,8 +52,8 @@ void balcony_packed_f32_pack_rows(const float *w, size_t cols, size_t row_begin,
         uint8_t *g = groups + r * row_bytes;
         for (size_t i0 = 0; i0 < cols; i0 += GROUP_VALUES, g += GROUP_BYTES) {
             // A group is written whole, left to right: each weight's 3 bytes with one 4-byte
-            // little-endian store whose last byte the next weight overwrites (the codes, written after the
-            // mantissas, overwrite the last one's), then the 16 bytes of codes.
+            // little-endian store whose last byte the next weight overwrites (the codes,
+            // written after the mantissas, overwrite the last one's), then the 16 bytes of codes.
             uint8_t codes[GROUP_VALUES / 2];
             for (size_t j = 0; j < GROUP_VALUES; j += 2) {
                 unsigned pair = 0;
@@ -90,20 +90,20 @@ static inline float decode_one(const uint8_t *g, size_t j, unsigned top) {
     return f;
 }
 
+/// Weight i of row r, exact: exceptions come from the list, which `k` walks in column order.
+static inline float weight_at(const balcony_packed_f32 *p, const uint8_t *row, size_t r, size_t i, uint32_t *k) {
+    if (*k < p->exception_start[r + 1] && p->exception_column[*k] == i) return p->exception_value[(*k)++];
+    return decode_one(row + (i / GROUP_VALUES) * GROUP_BYTES, i % GROUP_VALUES, p->top[r]);
+}
+
 void balcony_packed_f32_unpack_rows(const balcony_packed_f32 *p, float *out, size_t row_begin, size_t row_end) {
     size_t cols = p->cols, row_bytes = balcony_packed_f32_row_bytes(cols);
     for (size_t r = row_begin; r < row_end; r++) {
         const uint8_t *row = p->groups + r * row_bytes;
         float *o = out + (r - row_begin) * cols;
-        for (size_t i = 0; i < cols; i++) o[i] = decode_one(row + (i / GROUP_VALUES) * GROUP_BYTES, i % GROUP_VALUES, p->top[r]);
-        for (uint32_t k = p->exception_start[r]; k < p->exception_start[r + 1]; k++) o[p->exception_column[k]] = p->exception_value[k];
+        uint32_t k = p->exception_start[r];
+        for (size_t i = 0; i < cols; i++) o[i] = weight_at(p, row, r, i, &k);
     }
-}
-
-/// Weight i of row r, exact: exceptions come from the list, which `k` walks in column order.
-static inline float weight_at(const balcony_packed_f32 *p, const uint8_t *row, size_t r, size_t i, uint32_t *k) {
-    if (*k < p->exception_start[r + 1] && p->exception_column[*k] == i) return p->exception_value[(*k)++];
-    return decode_one(row + (i / GROUP_VALUES) * GROUP_BYTES, i % GROUP_VALUES, p->top[r]);
 }
 
 /// The portable F32 row kernel's arithmetic (gemv_f32.c: eight partial sums over columns i + j,
