@@ -15,7 +15,7 @@ struct ModelOptions: ParsableArguments {
 
     @Option(name: .customLong("pack-f32"),
             help: ArgumentHelp("Decode F32 weights from a lossless packed copy, 12% fewer bytes a token: auto, on or off.",
-                               discussion: "auto (the default; off for train) packs models with 64 MiB or more of F32 weights on CPUs with AVX2. The copy takes about 7/8 of the F32 weights' size in memory."))
+                               discussion: "auto (the default; off for train) packs models whose F32 weights are over twice the CPU's last-level cache, and at least 64 MiB, on CPUs with AVX2. The copy takes about 7/8 of the F32 weights' size in memory."))
     var packF32: F32Packing?
 
     func validate() throws {

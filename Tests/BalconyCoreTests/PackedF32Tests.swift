@@ -137,3 +137,29 @@ import Testing
         }
     }
 }
+
+/// The cache size `--pack-f32 auto` compares a model with, read as Linux describes it.
+@Suite struct CacheTopologyTests {
+    @Test func lastLevelCacheFromASysfsTree() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("balcony-cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        // An EPYC-like core: L1 data and instruction, L2, and a 256 MiB L3; plus a malformed entry.
+        for (i, level, type, size) in [(0, "1", "Data", "32K"), (1, "1", "Instruction", "32K"),
+                                       (2, "2", "Unified", "1024K"), (3, "3", "Unified", "262144K"), (4, "x", "Unified", "9G")] {
+            let dir = root.appendingPathComponent("index\(i)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            for (file, text) in [("level", level), ("type", type), ("size", size + "\n")] {
+                try text.write(to: dir.appendingPathComponent(file), atomically: true, encoding: .utf8)
+            }
+        }
+        #expect(CacheTopology.lastLevelBytes(sysfs: root) == 256 << 20)
+        #expect(CacheTopology.lastLevelBytes(sysfs: root.appendingPathComponent("missing")) == nil)
+        #expect(CacheTopology.parseSize("512") == 512)
+        #expect(CacheTopology.parseSize("2M") == 2 << 20)
+        #expect(CacheTopology.parseSize("big") == nil)
+        // auto packs above twice that cache, and from 64 MiB where the cache is small or unknown.
+        #expect(F32Packing.autoBytes(lastLevelCache: 256 << 20) == 512 << 20)
+        #expect(F32Packing.autoBytes(lastLevelCache: 8 << 20) == 64 << 20)
+        #expect(F32Packing.autoBytes(lastLevelCache: nil) == 64 << 20)
+    }
+}

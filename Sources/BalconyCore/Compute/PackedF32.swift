@@ -112,7 +112,7 @@ public final class PackedF32Matrix: @unchecked Sendable {
 
 /// When F32 weights get a packed copy for decode.
 public enum F32Packing: String, Sendable, CaseIterable {
-    /// When the model's F32 matrices are too large for any CPU cache (at least `autoBytes`) and
+    /// When the model's F32 matrices are too large for the CPU's cache (at least `autoBytes`) and
     /// the CPU has AVX2. A model that fits in cache decodes faster from plain F32: there the
     /// unpacking, not memory, is the limit.
     case auto
@@ -121,9 +121,13 @@ public enum F32Packing: String, Sendable, CaseIterable {
     /// Never; decode reads the F32 weights where they are (no extra memory).
     case off
 
-    /// F32 matrix bytes from which `auto` packs: twice the largest shared last-level caches of
-    /// desktop and 2-socket-slice server CPUs (32 MiB).
-    public static let autoBytes = 64 << 20
+    /// F32 matrix bytes from which `auto` packs: twice the last-level cache a core sees, and at
+    /// least 64 MiB (twice the 32 MiB of this machine's and most desktop CPUs' L3) where the
+    /// system does not say. A model under twice the cache is partly served from it, where plain
+    /// F32 reads faster.
+    public static var autoBytes: Int { autoBytes(lastLevelCache: CacheTopology.lastLevelBytes) }
+
+    static func autoBytes(lastLevelCache: Int?) -> Int { max(64 << 20, 2 * (lastLevelCache ?? 0)) }
 
     /// Whether the CPU has the instructions the packed kernel needs to be fast.
     public static var cpuSupportsFastUnpacking: Bool { balcony_cpu_has_avx2() != 0 }
