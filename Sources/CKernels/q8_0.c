@@ -3,28 +3,11 @@
 #include <string.h>
 #include <math.h>
 
+#include "half_convert.h"
 #include "simd_x86.h"
 
 #define QK 32
 #define BLOCK_BYTES 34
-
-static float fp16_to_fp32(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f;
-    uint32_t mant = h & 0x3ff;
-    uint32_t bits;
-    if (exp == 0) {
-        float v = (float)mant * (1.0f / 16777216.0f);
-        return sign ? -v : v;
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (mant << 13);
-    } else {
-        bits = sign | ((exp + 112) << 23) | (mant << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
 
 /// Activations quantized like GGML's Q8_0 reference: d = max|x| / 127, q = round(x / d).
 void balcony_q8_0_quantize_activations(const float *x, size_t cols, int8_t *q, float *d) {
@@ -52,7 +35,7 @@ static void gemv_q8_portable(const uint8_t *w, size_t cols, const int8_t *xq, co
             const int8_t *xb = xq + b * QK;
             int32_t s = 0;
             for (int j = 0; j < QK; j++) s += (int32_t)q[j] * (int32_t)xb[j];
-            acc += fp16_to_fp32(h) * xd[b] * (float)s;
+            acc += balcony_fp16_to_fp32(h) * xd[b] * (float)s;
         }
         y[r] = acc;
     }
@@ -66,7 +49,7 @@ static void dequantize_portable(const uint8_t *w, size_t cols, float *out, size_
         for (size_t b = 0; b < blocks; b++, p += BLOCK_BYTES) {
             uint16_t h;
             memcpy(&h, p, 2);
-            float d = fp16_to_fp32(h);
+            float d = balcony_fp16_to_fp32(h);
             const int8_t *q = (const int8_t *)(p + 2);
             for (int j = 0; j < QK; j++) o[b * QK + j] = d * (float)q[j];
         }

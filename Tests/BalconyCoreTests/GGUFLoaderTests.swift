@@ -49,7 +49,8 @@ import Testing
         #expect(f32.weightTypes == ["F32"])
 
         let f16 = try GGUFModelLoader.load(url: dir.appendingPathComponent("gguf-f16.gguf"))
-        #expect(f16.layers[0].wq.type == .f32 && f16.layers[0].wq.fileType == .f16)
+        #expect(f16.layers[0].wq.type == .f16 && f16.layers[0].wq.fileType == .f16)
+        #expect(f16.bytesPerToken < f32.bytesPerToken * 6 / 10)
 
         let q8 = try GGUFModelLoader.load(url: dir.appendingPathComponent("gguf-q8_0.gguf"))
         #expect(q8.weightTypes == ["Q8_0"])

@@ -40,8 +40,11 @@ import Testing
         #expect(w.layers[0].wk.rows == 32 && w.layers[0].wk.cols == 64)
         #expect(w.layers[0].down.rows == 64 && w.layers[0].down.cols == 96)
         let bf16 = try HuggingFaceModelLoader.load(directory: ModelFixtures.model("llama-gqa").appendingPathComponent("hf-bf16"))
-        #expect(bf16.layers[1].wq.type == .f32 && bf16.layers[1].wq.fileType == .bf16)
+        // BF16 stays 16-bit in memory: half the bytes per token, the same values once widened.
+        #expect(bf16.layers[1].wq.type == .bf16 && bf16.layers[1].wq.fileType == .bf16)
         #expect(bf16.weightTypes == ["BF16"])
+        #expect(bf16.bytesPerToken < w.bytesPerToken * 6 / 10)
+        #expect(bf16.layers[1].wq.toFloats() == bf16.layers[1].wq.toFloats().map { Float(bitPattern: $0.bitPattern & 0xFFFF_0000) })
     }
 
     @Test func llama3RopeScalingMapsToTransformersFrequencies() throws {

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// A stable identifier of a base model's weights, the same whichever file they were loaded from,
@@ -91,11 +92,16 @@ public enum ModelFingerprint {
         }
     }
 
-    /// Values `start ..< start + count` of a matrix (row-major) as F32, dequantizing Q8_0 blocks.
+    /// Values `start ..< start + count` of a matrix (row-major) as F32, widening 16-bit values and
+    /// dequantizing Q8_0 blocks.
     private static func read(_ m: WeightMatrix, start: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
         switch m.type {
         case .f32:
             out.update(from: m.f32 + start, count: count)
+        case .f16, .bf16:
+            // The same values the matrix had when 16-bit files were widened at load, so balcony
+            // files trained then still match.
+            balcony_half_widen_rows(m.data.assumingMemoryBound(to: UInt16.self) + start, m.type == .bf16 ? 1 : 0, count, out, 0, 1)
         case .q8_0:
             // Blocks of 32 run contiguously through the matrix (each row is a whole number of
             // blocks), so element i lives in block i / 32.

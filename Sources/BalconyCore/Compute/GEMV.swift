@@ -21,6 +21,18 @@ enum GEMV {
     }
 }
 
+extension GEMV {
+    /// The same for F16 or BF16 matrices kept in 16 bits (`CKernels/half_weights.c`): half the
+    /// bytes of F32, and bit for bit the results of the F32 kernel on the widened weights.
+    static func half(_ ws: [WeightMatrix], x: UnsafePointer<Float>, tokens m: Int, ys: [UnsafeMutablePointer<Float>]) {
+        let cols = ws[0].cols
+        SmallBatch.run(rows: ws.map(\.rows), tokens: m) { j, i, r in
+            balcony_half_gemv(ws[j].data.assumingMemoryBound(to: UInt16.self), ws[j].type == .bf16 ? 1 : 0, cols,
+                              x + i * cols, ys[j] + i * ws[j].rows, r.lowerBound, r.upperBound)
+        }
+    }
+}
+
 /// The schedule of every small-batch product (`Linear.rowInvariantLimit` rows or fewer): weight rows
 /// are split over threads, and each thread walks its rows in blocks small enough to stay in cache
 /// while every activation row passes over them, so the weights stream from memory once per call

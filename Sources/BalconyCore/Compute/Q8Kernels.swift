@@ -2,14 +2,8 @@ import CKernels
 
 /// Products with Q8_0 weights (GGML blocks: F16 scale + 32 int8). The weights are never widened
 /// as a whole: decode streams each block once and multiplies it against activations quantized to
-/// int8 blocks; prefill widens a tile of rows at a time into a scratch and hands it to SGEMM, so
-/// the dequantization cost is spread over every token of the prompt.
+/// int8 blocks; prefill widens a tile of rows at a time (`WidenedGEMM`).
 enum Q8Kernels {
-    /// Rows widened per SGEMM tile in prefill: about 4M floats (16 MiB), a multiple of 64. Measured on
-    /// a 2048x768 matrix and 512 tokens (one thread): 64-row tiles reach 37 GFLOP/s, 512-row tiles 52,
-    /// the whole matrix 57, because OpenBLAS packs the activations again for every call.
-    static func tileRows(cols: Int) -> Int { max(64, (1 << 22) / max(cols, 1) / 64 * 64) }
-
     /// Decode and small batches: `ys[j][m, rows_j] = x[m, cols] · W_j^T` as llama.cpp computes it,
     /// with each activation row quantized once to Q8_0 blocks and int8 x int8 block dot products.
     /// Each weight block is read from memory once for all m rows (see `SmallBatch`).
@@ -21,32 +15,6 @@ enum Q8Kernels {
         for i in 0..<m { balcony_q8_0_quantize_activations(x + i * cols, cols, xq + i * cols, xd + i * blocks) }
         SmallBatch.run(rows: ws.map(\.rows), tokens: m) { j, i, r in
             balcony_q8_0_gemv_q8(ws[j].data, cols, xq + i * cols, xd + i * blocks, ys[j] + i * ws[j].rows, r.lowerBound, r.upperBound)
-        }
-    }
-
-    /// Widens rows `lo..<hi` of `w` into `out` (row-major, cols per row).
-    static func dequantizeRows(_ w: WeightMatrix, _ lo: Int, _ hi: Int, into out: UnsafeMutablePointer<Float>) {
-        let cols = w.cols, data = w.data
-        parallelChunks(hi - lo, minimumPerThread: 8) { range in
-            balcony_q8_0_dequantize_rows(data, cols, out + range.lowerBound * cols, lo + range.lowerBound, lo + range.upperBound)
-        }
-    }
-
-    /// Prefill: `y[T, rows] = x[T, cols] · W^T`, one SGEMM per tile of widened rows; each thread
-    /// widens and multiplies its own share of the rows (see `PrefillGEMM`).
-    static func gemm(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
-        let cols = w.cols, tileRows = Self.tileRows(cols: cols)
-        PrefillGEMM.splitRows(w.rows) { rows in
-            // Kept by the thread between calls: a fresh 16 MiB allocation is a fresh mapping whose
-            // pages fault in on every product.
-            let tile = balcony_thread_scratch(min(tileRows, rows.count) * cols)!
-            var lo = rows.lowerBound
-            while lo < rows.upperBound {
-                let hi = min(rows.upperBound, lo + tileRows)
-                balcony_q8_0_dequantize_rows(w.data, cols, tile, lo, hi)
-                BLAS.gemmNT(m: tokens, n: hi - lo, k: cols, a: x, lda: cols, b: tile, ldb: cols, c: y + lo, ldc: w.rows)
-                lo = hi
-            }
         }
     }
 }
@@ -91,11 +59,11 @@ public enum Linear {
     public static let rowInvariantLimit = SmallBatch.rowLimit
 
     /// The same product with float activations at every row count (Q8_0 weights widened, never the
-    /// activations rounded to int8): the function training differentiates, whose backward pass
+    /// activations rounded to int8; F16 and BF16 products are float products already): the function training differentiates, whose backward pass
     /// multiplies by the same widened weights.
     public static func forwardFloatActivations(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
         switch w.type {
-        case .f32: forward(w, x: x, tokens: tokens, y: y)
+        case .f32, .f16, .bf16: forward(w, x: x, tokens: tokens, y: y)
         case .q8_0: gemm(w, x: x, tokens: tokens, y: y)
         }
     }
@@ -119,15 +87,16 @@ public enum Linear {
         }
         switch ws[0].type {
         case .f32: GEMV.f32(ws, x: x, tokens: tokens, ys: ys)
+        case .f16, .bf16: GEMV.half(ws, x: x, tokens: tokens, ys: ys)
         case .q8_0: Q8Kernels.gemv(ws, x: x, tokens: tokens, ys: ys)
         }
     }
 
-    /// Beyond the small-batch limit: SGEMM (Q8_0 through widened tiles).
+    /// Beyond the small-batch limit: SGEMM (other types through widened tiles).
     private static func gemm(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
         switch w.type {
         case .f32: PrefillGEMM.f32(w, x: x, tokens: tokens, y: y)
-        case .q8_0: Q8Kernels.gemm(w, x: x, tokens: tokens, y: y)
+        case .f16, .bf16, .q8_0: WidenedGEMM.gemm(w, x: x, tokens: tokens, y: y)
         }
     }
 }

@@ -1,9 +1,13 @@
+import CKernels
 import Foundation
 
-/// The element types a weight matrix can have in memory. F16 and BF16 files are widened to F32 at
-/// load time (SGEMM wants F32); Q8_0 stays quantized and is multiplied in that form.
+/// The element types a weight matrix can have in memory: each stays in its file's type (F16 and
+/// BF16 matrices in 16 bits, Q8_0 quantized) and is multiplied in that form; prefill widens
+/// tiles of 16-bit and Q8_0 rows for SGEMM.
 public enum WeightType: String, Sendable, Codable {
     case f32 = "F32"
+    case f16 = "F16"
+    case bf16 = "BF16"
     case q8_0 = "Q8_0"
 }
 
@@ -80,7 +84,11 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Bytes read when the whole matrix is multiplied once (the decode-time memory traffic).
     public var byteCount: Int {
         if let packed { return packed.byteCount }
-        return type == .f32 ? rows * cols * 4 : rows * cols / Q8_0.blockSize * Q8_0.blockBytes
+        switch type {
+        case .f32: return rows * cols * 4
+        case .f16, .bf16: return rows * cols * 2
+        case .q8_0: return rows * cols / Q8_0.blockSize * Q8_0.blockBytes
+        }
     }
 
     /// An owned F32 matrix initialised from `values` (row-major, rows x cols).
@@ -91,9 +99,8 @@ public struct WeightMatrix: @unchecked Sendable {
         return WeightMatrix(rows: rows, cols: cols, type: .f32, fileType: .f32, data: p, storage: WeightStorage(owning: p))
     }
 
-    /// Builds a matrix from a file's bytes. F32 data that is suitably aligned is used in place
-    /// (`storage` keeps the mapping alive); F16/BF16 are widened into an owned buffer; Q8_0 is
-    /// used in place when aligned, else copied.
+    /// Builds a matrix from a file's bytes, in the file's element type: used in place when
+    /// suitably aligned (`storage` keeps the mapping alive), else copied.
     public static func fromFile(bytes: UnsafeRawBufferPointer, dtype: FileDType, rows: Int, cols: Int,
                                 storage: WeightStorage, source: String, name: String) throws -> WeightMatrix {
         let count = rows * cols
@@ -112,10 +119,13 @@ public struct WeightMatrix: @unchecked Sendable {
             p.copyMemory(from: base, byteCount: need)
             return WeightMatrix(rows: rows, cols: cols, type: .f32, fileType: .f32, data: p, storage: WeightStorage(owning: p))
         case .f16, .bf16:
-            let p = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64)
-            let out = p.bindMemory(to: Float.self, capacity: count)
-            TensorConversion.widen(UnsafeRawBufferPointer(start: base, count: need), dtype: dtype, into: out, count: count)
-            return WeightMatrix(rows: rows, cols: cols, type: .f32, fileType: dtype, data: p, storage: WeightStorage(owning: p))
+            let type: WeightType = dtype == .f16 ? .f16 : .bf16
+            if Int(bitPattern: base) % 2 == 0 {
+                return WeightMatrix(rows: rows, cols: cols, type: type, fileType: dtype, data: base, storage: storage)
+            }
+            let p = UnsafeMutableRawPointer.allocate(byteCount: need, alignment: 64)
+            p.copyMemory(from: base, byteCount: need)
+            return WeightMatrix(rows: rows, cols: cols, type: type, fileType: dtype, data: p, storage: WeightStorage(owning: p))
         case .q8_0:
             if Int(bitPattern: base) % 2 == 0 {
                 return WeightMatrix(rows: rows, cols: cols, type: .q8_0, fileType: .q8_0, data: base, storage: storage)
@@ -126,11 +136,26 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
+    /// Widens rows `lo ..< hi` into `out` (row-major F32, cols per row), split over the threads.
+    public func widenRows(_ lo: Int, _ hi: Int, into out: UnsafeMutablePointer<Float>) {
+        let cols = cols, data = data, type = type
+        parallelChunks(hi - lo, minimumPerThread: 8) { range in
+            let dst = out + range.lowerBound * cols, r0 = lo + range.lowerBound, r1 = lo + range.upperBound
+            switch type {
+            case .f32: dst.update(from: data.assumingMemoryBound(to: Float.self) + r0 * cols, count: (r1 - r0) * cols)
+            case .f16, .bf16: balcony_half_widen_rows(data.assumingMemoryBound(to: UInt16.self), type == .bf16 ? 1 : 0, cols, dst, r0, r1)
+            case .q8_0: balcony_q8_0_dequantize_rows(data, cols, dst, r0, r1)
+            }
+        }
+    }
+
     /// Writes row `r` as F32 into `out` (cols values). Used for embedding lookup.
     public func copyRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         switch type {
         case .f32:
             out.update(from: f32 + r * cols, count: cols)
+        case .f16, .bf16:
+            balcony_half_widen_rows(data.assumingMemoryBound(to: UInt16.self), type == .bf16 ? 1 : 0, cols, out, r, r + 1)
         case .q8_0:
             let blocks = cols / Q8_0.blockSize
             var p = data + r * blocks * Q8_0.blockBytes

@@ -68,7 +68,7 @@ public final class ExitLoss {
         let teacherProbs1 = TrainingBuffer()   // [chunk, vocab]  p at T = 1 (only when T != 1)
         let invRms = TrainingBuffer()      // [E * chunk]  exit norm 1/rms
         let dNormed = TrainingBuffer()     // [E * chunk, dim]  gradient w.r.t. the normed exit rows
-        let tile = TrainingBuffer()        // [tileRows, dim]  widened Q8_0 rows of W_out
+        let tile = TrainingBuffer()        // [tileRows, dim]  widened rows of a Q8_0, F16 or BF16 W_out
         var rowStats: [Double] = []        // [3, E, chunk]  per-row loss, plain KL, CE
 
         var buffers: [TrainingBuffer] { [stacked, logits, teacherProbs, teacherLogP1, teacherProbs1, invRms, dNormed, tile] }
@@ -154,7 +154,7 @@ public final class ExitLoss {
             }
             w.invRms.reserve(exits * chunk)
             w.dNormed.reserve(exits * chunk * dim)
-            if head.type == .q8_0 { w.tile.reserve(Self.tileRows * dim) }
+            if head.type != .f32 { w.tile.reserve(Self.tileRows * dim) }
             if w.rowStats.count < 3 * exits * chunk { w.rowStats = [Double](repeating: 0, count: 3 * exits * chunk) }
         }
         norms.reserve(exits * dim)
@@ -282,7 +282,7 @@ public final class ExitLoss {
         }
     }
 
-    /// `dNormed[E * rows, dim] = dLogits[E * rows, vocab] · W_out`, widening a Q8_0 head tile by tile.
+    /// `dNormed[E * rows, dim] = dLogits[E * rows, vocab] · W_out`, widening a head that is not F32 tile by tile.
     private func backwardThroughHead(_ w: Worker, _ head: WeightMatrix, rows c: Int, exits: Int) {
         let vocab = config.vocabSize, dim = config.dim
         let dLogits = w.logits.pointer + c * vocab, dNormed = w.dNormed, tile = w.tile
@@ -290,11 +290,11 @@ public final class ExitLoss {
         case .f32:
             BLAS.gemmNN(m: exits * c, n: dim, k: vocab, a: dLogits, lda: vocab, b: head.f32, ldb: dim,
                         c: dNormed.pointer, ldc: dim)
-        case .q8_0:
+        case .q8_0, .f16, .bf16:
             var lo = 0
             while lo < vocab {
                 let hi = min(vocab, lo + Self.tileRows)
-                Q8Kernels.dequantizeRows(head, lo, hi, into: tile.pointer)
+                head.widenRows(lo, hi, into: tile.pointer)
                 BLAS.gemmNN(m: exits * c, n: dim, k: hi - lo, a: dLogits + lo, lda: vocab, b: tile.pointer, ldb: dim,
                             c: dNormed.pointer, ldc: dim, beta: lo == 0 ? 0 : 1)
                 lo = hi

@@ -25,6 +25,14 @@ void balcony_q8_0_dequantize_rows(const void *w, size_t cols, float *out, size_t
 /// walked one after another (one sequential stream, prefetched ahead); AVX2/FMA when present.
 void balcony_f32_gemv(const float *w, size_t cols, const float *x, float *y, size_t row_begin, size_t row_end);
 
+/// F16 and BF16 weights kept in 16 bits (half_weights.c); `bf16` is 1 for BF16, 0 for F16.
+/// y[r] = W[r, :] . x for r in [row_begin, row_end), bit for bit what balcony_f32_gemv gives on
+/// the weights widened to F32 (every 16-bit value is exactly a float; same arithmetic, same order).
+void balcony_half_gemv(const uint16_t *w, int bf16, size_t cols, const float *x, float *y, size_t row_begin, size_t row_end);
+
+/// Widens rows [row_begin, row_end) of W into out (row-major floats, cols per row, from out).
+void balcony_half_widen_rows(const uint16_t *w, int bf16, size_t cols, float *out, size_t row_begin, size_t row_end);
+
 /// Lossless packed F32 (packed_f32.c): each weight in 28 bits instead of 32, for decode, which
 /// reads every weight once per token and is bound by memory bandwidth. Rows are cols / 32
 /// groups of 112 bytes (32 x 3 bytes of sign and mantissa, then 32 4-bit exponent codes
