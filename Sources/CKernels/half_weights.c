@@ -81,3 +81,7 @@ void balcony_half_widen_rows(const uint16_t *w, int bf16, size_t cols, float *ou
 #endif
     widen_portable(w, bf16, cols, out, row_begin, row_end);
 }
+
+void balcony_half_gemv_portable(const uint16_t *w, int bf16, size_t cols, const float *x, float *y, size_t row_begin, size_t row_end) {
+    gemv_portable(w, bf16, cols, x, y, row_begin, row_end);
+}

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import CKernels
 @testable import BalconyCore
 
 /// F16 and BF16 matrices kept in 16 bits: products bit for bit those of the same weights widened
@@ -46,6 +47,23 @@ import Testing
             Linear.forward(widened, x: x, tokens: m, y: &b)
             let worst = zip(a, b).map { abs($0 - $1) }.max()!
             #expect(worst <= 1e-4, "\(dtype) prefill \(rows)x\(cols): \(worst)")
+        }
+    }
+
+    /// The portable kernel (what non-x86 CPUs run) against a double-precision product.
+    @Test(arguments: [FileDType.f16, .bf16])
+    func portableKernelMatchesADoublePrecisionProduct(dtype: FileDType) throws {
+        let (rows, cols) = (30, 72)
+        let (half, widened) = try Self.matrices(rows: rows, cols: cols, dtype: dtype, seed: 5)
+        let w = widened.toFloats()
+        var g = TinyModels.LCG(state: 6)
+        let x = g.values(cols, scale: 1)
+        var y = [Float](repeating: 0, count: rows)
+        balcony_half_gemv_portable(half.data.assumingMemoryBound(to: UInt16.self), dtype == .bf16 ? 1 : 0, cols, x, &y, 0, rows)
+        for r in 0..<rows {
+            let exact = (0..<cols).reduce(0.0) { $0 + Double(w[r * cols + $1]) * Double(x[$1]) }
+            let magnitude = (0..<cols).reduce(0.0) { $0 + abs(Double(w[r * cols + $1]) * Double(x[$1])) }
+            #expect(abs(Double(y[r]) - exact) <= 1e-6 * magnitude, "\(dtype) row \(r)")
         }
     }
 

@@ -30,6 +30,9 @@ void balcony_f32_gemv(const float *w, size_t cols, const float *x, float *y, siz
 /// the weights widened to F32 (every 16-bit value is exactly a float; same arithmetic, same order).
 void balcony_half_gemv(const uint16_t *w, int bf16, size_t cols, const float *x, float *y, size_t row_begin, size_t row_end);
 
+/// The portable C version of balcony_half_gemv (what non-x86 CPUs run), callable anywhere for tests.
+void balcony_half_gemv_portable(const uint16_t *w, int bf16, size_t cols, const float *x, float *y, size_t row_begin, size_t row_end);
+
 /// Widens rows [row_begin, row_end) of W into out (row-major floats, cols per row, from out).
 void balcony_half_widen_rows(const uint16_t *w, int bf16, size_t cols, float *out, size_t row_begin, size_t row_end);
 
