@@ -18,8 +18,8 @@ public enum GGUFModelLoader {
         try load(file: GGUFFile(url: url))
     }
 
-    /// Loads and validates the weights. F32 and Q8_0 tensors stay in the mapping; F16 and BF16 are
-    /// widened to F32.
+    /// Loads and validates the weights. Matrices stay in the mapping in their own type (F32, F16,
+    /// BF16 or Q8_0).
     /// - Throws: `ModelFileError` — `.unsupportedArchitecture` listing the supported ones,
     ///   `.corrupt` naming a missing or malformed metadata key, `.unsupportedFeature` for RoPE
     ///   scaling Balcony cannot run, `.tensorSetMismatch` naming every missing, unexpected or

@@ -1,8 +1,8 @@
 import Foundation
 
 /// Loads a Hugging Face model folder: `config.json` plus `model.safetensors`, or the shards listed
-/// in `model.safetensors.index.json`. F32 tensors are used in place in the mapped files; F16 and
-/// BF16 are widened to F32. q/k rows keep Hugging Face's order, so `ropeStyle` is `.halfSplit`.
+/// in `model.safetensors.index.json`. Matrices are used in place in the mapped files, in their own
+/// type (F32, F16 or BF16). q/k rows keep Hugging Face's order, so `ropeStyle` is `.halfSplit`.
 public enum HuggingFaceModelLoader {
     /// Loads and validates the model in `directory`.
     /// - Throws: `ModelFileError` — `.unsupportedArchitecture` / `.unsupportedFeature` for configs
