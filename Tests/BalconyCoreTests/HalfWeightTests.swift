@@ -76,12 +76,7 @@ import CKernels
         var wide = half
         wide.tokenEmbedding = widen(half.tokenEmbedding)
         wide.output = widen(half.output)
-        wide.layers = half.layers.map { l in
-            var l = l
-            l.wq = widen(l.wq); l.wk = widen(l.wk); l.wv = widen(l.wv); l.wo = widen(l.wo)
-            l.gate = widen(l.gate); l.up = widen(l.up); l.down = widen(l.down)
-            return l
-        }
+        wide.layers = half.layers.map { $0.mapMatrices(widen) }
         #expect(half.layers[0].wq.type == .bf16 && wide.layers[0].wq.type == .f32)
         #expect(ModelFingerprint.compute(half) == ModelFingerprint.compute(wide))
         let a = try LlamaModel(weights: half), b = try LlamaModel(weights: wide)

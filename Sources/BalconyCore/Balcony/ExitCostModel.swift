@@ -31,10 +31,10 @@ public struct ExitCostModel: Sendable {
     public init(_ model: BalconyModel) {
         let base = model.base.weights
         func layerBytes(_ l: LayerWeights) -> Int {
-            [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down].reduce(0) { $0 + $1.byteCount } + 4 * (2 * l.attentionNorm.count)
+            l.matrices.reduce(0) { $0 + $1.byteCount } + 4 * (2 * l.attentionNorm.count)
         }
         func layerFlops(_ l: LayerWeights) -> Double {
-            2 * Double([l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down].reduce(0) { $0 + $1.rows * $1.cols })
+            2 * Double(l.matrices.reduce(0) { $0 + $1.rows * $1.cols })
         }
         let headBytes = base.output.byteCount + base.tokenEmbedding.byteCount / max(base.tokenEmbedding.rows, 1)
         let headFlops = 2 * Double(base.output.rows * base.output.cols)

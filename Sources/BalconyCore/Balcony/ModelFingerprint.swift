@@ -101,7 +101,7 @@ public enum ModelFingerprint {
         case .f16, .bf16:
             // The same values the matrix had when 16-bit files were widened at load, so balcony
             // files trained then still match.
-            balcony_half_widen_rows(m.data.assumingMemoryBound(to: UInt16.self) + start, m.type == .bf16 ? 1 : 0, count, out, 0, 1)
+            balcony_half_widen_rows(m.halfBits + start, m.bf16Flag, count, out, 0, 1)
         case .q8_0:
             // Blocks of 32 run contiguously through the matrix (each row is a whole number of
             // blocks), so element i lives in block i / 32.

@@ -27,8 +27,7 @@ extension GEMV {
     static func half(_ ws: [WeightMatrix], x: UnsafePointer<Float>, tokens m: Int, ys: [UnsafeMutablePointer<Float>]) {
         let cols = ws[0].cols
         SmallBatch.run(rows: ws.map(\.rows), tokens: m) { j, i, r in
-            balcony_half_gemv(ws[j].data.assumingMemoryBound(to: UInt16.self), ws[j].type == .bf16 ? 1 : 0, cols,
-                              x + i * cols, ys[j] + i * ws[j].rows, r.lowerBound, r.upperBound)
+            balcony_half_gemv(ws[j].halfBits, ws[j].bf16Flag, cols, x + i * cols, ys[j] + i * ws[j].rows, r.lowerBound, r.upperBound)
         }
     }
 }

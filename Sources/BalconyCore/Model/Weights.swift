@@ -136,36 +136,26 @@ public struct WeightMatrix: @unchecked Sendable {
         }
     }
 
+    /// The 16-bit elements of an F16 or BF16 matrix, and the C kernels' flag telling which.
+    var halfBits: UnsafePointer<UInt16> { data.assumingMemoryBound(to: UInt16.self) }
+    var bf16Flag: Int32 { type == .bf16 ? 1 : 0 }
+
     /// Widens rows `lo ..< hi` into `out` (row-major F32, cols per row), split over the threads.
     public func widenRows(_ lo: Int, _ hi: Int, into out: UnsafeMutablePointer<Float>) {
-        let cols = cols, data = data, type = type
+        let m = self
         parallelChunks(hi - lo, minimumPerThread: 8) { range in
-            let dst = out + range.lowerBound * cols, r0 = lo + range.lowerBound, r1 = lo + range.upperBound
-            switch type {
-            case .f32: dst.update(from: data.assumingMemoryBound(to: Float.self) + r0 * cols, count: (r1 - r0) * cols)
-            case .f16, .bf16: balcony_half_widen_rows(data.assumingMemoryBound(to: UInt16.self), type == .bf16 ? 1 : 0, cols, dst, r0, r1)
-            case .q8_0: balcony_q8_0_dequantize_rows(data, cols, dst, r0, r1)
+            let dst = out + range.lowerBound * m.cols, r0 = lo + range.lowerBound, r1 = lo + range.upperBound
+            switch m.type {
+            case .f32: dst.update(from: m.f32 + r0 * m.cols, count: (r1 - r0) * m.cols)
+            case .f16, .bf16: balcony_half_widen_rows(m.halfBits, m.bf16Flag, m.cols, dst, r0, r1)
+            case .q8_0: balcony_q8_0_dequantize_rows(m.data, m.cols, dst, r0, r1)
             }
         }
     }
 
     /// Writes row `r` as F32 into `out` (cols values). Used for embedding lookup.
     public func copyRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
-        switch type {
-        case .f32:
-            out.update(from: f32 + r * cols, count: cols)
-        case .f16, .bf16:
-            balcony_half_widen_rows(data.assumingMemoryBound(to: UInt16.self), type == .bf16 ? 1 : 0, cols, out, r, r + 1)
-        case .q8_0:
-            let blocks = cols / Q8_0.blockSize
-            var p = data + r * blocks * Q8_0.blockBytes
-            for b in 0..<blocks {
-                let scale = HalfPrecision.f16ToF32(p.loadUnaligned(as: UInt16.self))
-                let q = (p + 2).assumingMemoryBound(to: Int8.self)
-                for j in 0..<Q8_0.blockSize { out[b * Q8_0.blockSize + j] = scale * Float(q[j]) }
-                p += Q8_0.blockBytes
-            }
-        }
+        widenRows(r, r + 1, into: out)
     }
 
     /// The whole matrix as F32 values (tests, checkpoints and conversions; not for hot paths).
@@ -237,6 +227,17 @@ public struct LayerWeights: Sendable {
         self.gate = gate; self.up = up; self.down = down
     }
 
+    /// The seven product matrices, in file order.
+    public var matrices: [WeightMatrix] { [wq, wk, wv, wo, gate, up, down] }
+
+    /// This layer with `transform` applied to each of its seven product matrices.
+    public func mapMatrices(_ transform: (WeightMatrix) -> WeightMatrix) -> LayerWeights {
+        var l = self
+        l.wq = transform(wq); l.wk = transform(wk); l.wv = transform(wv); l.wo = transform(wo)
+        l.gate = transform(gate); l.up = transform(up); l.down = transform(down)
+        return l
+    }
+
     /// Checks every shape against the configuration, naming the first that disagrees.
     public func validate(_ c: LlamaConfig, layer: Int, source: String) throws {
         func check(_ name: String, _ m: WeightMatrix, _ rows: Int, _ cols: Int) throws {
@@ -301,13 +302,13 @@ public struct ModelWeights: Sendable {
     /// The dominant in-memory weight type, for reports.
     public var weightTypes: Set<String> {
         var s: Set<String> = [tokenEmbedding.fileType.rawValue, output.fileType.rawValue]
-        for l in layers { for m in [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down] { s.insert(m.fileType.rawValue) } }
+        for l in layers { for m in l.matrices { s.insert(m.fileType.rawValue) } }
         return s
     }
 
     /// The product matrices (every layer's seven and the output), the ones decode streams.
     var productMatrices: [WeightMatrix] {
-        layers.flatMap { [$0.wq, $0.wk, $0.wv, $0.wo, $0.gate, $0.up, $0.down] } + [output]
+        layers.flatMap(\.matrices) + [output]
     }
 
     /// Whether `mode` packs these weights: `auto` when their F32 matrices are too large for a CPU
@@ -328,13 +329,7 @@ public struct ModelWeights: Sendable {
         guard packs(mode) else { return self }
         var w = self
         w.output = output.withPackedCopy()
-        w.layers = layers.map { l in
-            var l = l
-            l.wq = l.wq.withPackedCopy(); l.wk = l.wk.withPackedCopy(); l.wv = l.wv.withPackedCopy()
-            l.wo = l.wo.withPackedCopy(); l.gate = l.gate.withPackedCopy(); l.up = l.up.withPackedCopy()
-            l.down = l.down.withPackedCopy()
-            return l
-        }
+        w.layers = layers.map { $0.mapMatrices { $0.withPackedCopy() } }
         return w
     }
 
@@ -345,7 +340,7 @@ public struct ModelWeights: Sendable {
     public var bytesPerToken: Int {
         var n = output.byteCount + tokenEmbedding.byteCount / max(tokenEmbedding.rows, 1)
         for l in layers {
-            for m in [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down] { n += m.byteCount }
+            for m in l.matrices { n += m.byteCount }
             n += 4 * (l.attentionNorm.count + l.ffnNorm.count)
         }
         return n

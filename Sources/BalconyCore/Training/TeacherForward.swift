@@ -127,7 +127,7 @@ public final class TeacherForward {
     }
 
     private static func isF32(_ w: LayerWeights) -> Bool {
-        [w.wq, w.wk, w.wv, w.wo, w.gate, w.up, w.down].allSatisfy { $0.type == .f32 }
+        w.matrices.allSatisfy { $0.type == .f32 }
     }
 }
 
