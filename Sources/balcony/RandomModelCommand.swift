@@ -14,7 +14,7 @@ struct RandomModelCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
-            guard let type = FileDType(rawValue: dtype.uppercased()), type != .q8_0 else {
+            guard let type = FileDType(rawValue: dtype.uppercased()), type.quantized == nil else {
                 throw ValidationError("--dtype must be f32, f16 or bf16, got '\(dtype)'")
             }
             let hf = try HuggingFaceConfig.load(url: URL(fileURLWithPath: config))

@@ -145,11 +145,29 @@ import Testing
     @Test func unsupportedTensorTypeNamesTensorAndType() throws {
         let temp = try TemporaryDirectory()
         var b = GGUFBuilder.llama()
-        // A Q4_K (ggml type 12) ffn_up of the right shape; its bytes are never read.
+        // An IQ2_XXS (ggml type 16) ffn_up of the right shape; its bytes are never read.
+        let i = try #require(b.tensors.firstIndex { $0.name == "blk.0.ffn_up.weight" })
+        b.tensors[i] = .init(name: "blk.0.ffn_up.weight", shape: [64, 32], type: 16, data: [UInt8](repeating: 0, count: 1152))
+        try b.write(to: temp.file("m.gguf"))
+        expectModelFileError(["IQ2_XXS", "blk.0.ffn_up.weight"]) { if case .unknownTensorType = $0 { return true }; return false } _: {
+            _ = try GGUFModelLoader.load(url: temp.file("m.gguf"))
+        }
+        // A type id ggml does not have at all.
+        b.tensors[i] = .init(name: "blk.0.ffn_up.weight", shape: [64, 32], type: 99, data: [UInt8](repeating: 0, count: 1152))
+        try b.write(to: temp.file("m.gguf"))
+        expectModelFileError(["ggml type 99", "blk.0.ffn_up.weight"]) { if case .unknownTensorType = $0 { return true }; return false } _: {
+            _ = try GGUFModelLoader.load(url: temp.file("m.gguf"))
+        }
+    }
+
+    @Test func quantizedRowsThatAreNotWholeBlocksAreRefusedByName() throws {
+        let temp = try TemporaryDirectory()
+        var b = GGUFBuilder.llama()
+        // Q4_K rows are whole 256-value super-blocks; this model's rows are 32 wide.
         let i = try #require(b.tensors.firstIndex { $0.name == "blk.0.ffn_up.weight" })
         b.tensors[i] = .init(name: "blk.0.ffn_up.weight", shape: [64, 32], type: 12, data: [UInt8](repeating: 0, count: 1152))
         try b.write(to: temp.file("m.gguf"))
-        expectModelFileError(["Q4_K", "blk.0.ffn_up.weight"]) { if case .unknownTensorType = $0 { return true }; return false } _: {
+        expectModelFileError(["Q4_K", "blk.0.ffn_up.weight", "256"]) { if case .corrupt = $0 { return true }; return false } _: {
             _ = try GGUFModelLoader.load(url: temp.file("m.gguf"))
         }
     }

@@ -93,7 +93,7 @@ public enum ModelFingerprint {
     }
 
     /// Values `start ..< start + count` of a matrix (row-major) as F32, widening 16-bit values and
-    /// dequantizing Q8_0 blocks.
+    /// dequantizing blocks.
     private static func read(_ m: WeightMatrix, start: Int, count: Int, into out: UnsafeMutablePointer<Float>) {
         switch m.type {
         case .f32:
@@ -102,14 +102,16 @@ public enum ModelFingerprint {
             // The same values the matrix had when 16-bit files were widened at load, so balcony
             // files trained then still match.
             balcony_half_widen_rows(m.halfBits + start, m.bf16Flag, count, out, 0, 1)
-        case .q8_0:
-            // Blocks of 32 run contiguously through the matrix (each row is a whole number of
-            // blocks), so element i lives in block i / 32.
-            for k in 0..<count {
-                let i = start + k
-                let block = m.data + (i / Q8_0.blockSize) * Q8_0.blockBytes
-                let scale = HalfPrecision.f16ToF32(block.loadUnaligned(as: UInt16.self))
-                out[k] = scale * Float(block.load(fromByteOffset: 2 + i % Q8_0.blockSize, as: Int8.self))
+        default:
+            // Blocks never cross rows: dequantize each row the run touches and keep its part.
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: m.cols) { row in
+                var i = start
+                while i < start + count {
+                    let r = i / m.cols, c0 = i % m.cols, n = min(m.cols - c0, start + count - i)
+                    m.widenRows(r, r + 1, into: row.baseAddress!)
+                    (out + (i - start)).update(from: row.baseAddress! + c0, count: n)
+                    i += n
+                }
             }
         }
     }

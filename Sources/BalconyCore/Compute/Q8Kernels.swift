@@ -1,24 +1,5 @@
 import CKernels
 
-/// Products with Q8_0 weights (GGML blocks: F16 scale + 32 int8). The weights are never widened
-/// as a whole: decode streams each block once and multiplies it against activations quantized to
-/// int8 blocks; prefill widens a tile of rows at a time (`WidenedGEMM`).
-enum Q8Kernels {
-    /// Decode and small batches: `ys[j][m, rows_j] = x[m, cols] · W_j^T` as llama.cpp computes it,
-    /// with each activation row quantized once to Q8_0 blocks and int8 x int8 block dot products.
-    /// Each weight block is read from memory once for all m rows (see `SmallBatch`).
-    static func gemv(_ ws: [WeightMatrix], x: UnsafePointer<Float>, tokens m: Int, ys: [UnsafeMutablePointer<Float>]) {
-        let cols = ws[0].cols, blocks = cols / 32
-        let xq = UnsafeMutablePointer<Int8>.allocate(capacity: m * cols)
-        let xd = UnsafeMutablePointer<Float>.allocate(capacity: m * blocks)
-        defer { xq.deallocate(); xd.deallocate() }
-        for i in 0..<m { balcony_q8_0_quantize_activations(x + i * cols, cols, xq + i * cols, xd + i * blocks) }
-        SmallBatch.run(rows: ws.map(\.rows), tokens: m) { j, i, r in
-            balcony_q8_0_gemv_q8(ws[j].data, cols, xq + i * cols, xd + i * blocks, ys[j] + i * ws[j].rows, r.lowerBound, r.upperBound)
-        }
-    }
-}
-
 /// Prefill's matrix products split by weight rows over Balcony's threads, each calling
 /// single-threaded SGEMM on its share. OpenBLAS's own threading synchronizes inside every call
 /// and, while its threads wait, yields the core in a loop: about a tenth of a 110M model's
@@ -58,13 +39,14 @@ public enum Linear {
     /// speculative verification). Larger calls go to SGEMM, whose rounding depends on the shape.
     public static let rowInvariantLimit = SmallBatch.rowLimit
 
-    /// The same product with float activations at every row count (Q8_0 weights widened, never the
-    /// activations rounded to int8; F16 and BF16 products are float products already): the function training differentiates, whose backward pass
-    /// multiplies by the same widened weights.
+    /// The same product with float activations at every row count (quantized weights widened,
+    /// never the activations rounded to int8; F16 and BF16 products are float products already):
+    /// the function training differentiates, whose backward pass multiplies by the same widened
+    /// weights.
     public static func forwardFloatActivations(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
         switch w.type {
         case .f32, .f16, .bf16: forward(w, x: x, tokens: tokens, y: y)
-        case .q8_0: gemm(w, x: x, tokens: tokens, y: y)
+        default: gemm(w, x: x, tokens: tokens, y: y)
         }
     }
 
@@ -81,14 +63,17 @@ public enum Linear {
             for (w, y) in zip(ws, ys) { gemm(w, x: x, tokens: tokens, y: y) }
             return
         }
-        guard ws.allSatisfy({ $0.type == ws[0].type }) else {
+        // Quantized matrices of several types share a pass when their activations are quantized
+        // alike (Q4_K and Q6_K both take Q8_K blocks, as in a Q4_K_M file's q/k/v).
+        let dotType = ws[0].type.quantized?.dotType
+        guard ws.allSatisfy({ $0.type == ws[0].type || (dotType != nil && $0.type.quantized?.dotType == dotType) }) else {
             for (w, y) in zip(ws, ys) { forward([w], x: x, tokens: tokens, y: [y]) }
             return
         }
         switch ws[0].type {
         case .f32: GEMV.f32(ws, x: x, tokens: tokens, ys: ys)
         case .f16, .bf16: GEMV.half(ws, x: x, tokens: tokens, ys: ys)
-        case .q8_0: Q8Kernels.gemv(ws, x: x, tokens: tokens, ys: ys)
+        default: QuantKernels.gemv(ws, x: x, tokens: tokens, ys: ys)
         }
     }
 
@@ -96,7 +81,7 @@ public enum Linear {
     private static func gemm(_ w: WeightMatrix, x: UnsafePointer<Float>, tokens: Int, y: UnsafeMutablePointer<Float>) {
         switch w.type {
         case .f32: PrefillGEMM.f32(w, x: x, tokens: tokens, y: y)
-        case .f16, .bf16, .q8_0: WidenedGEMM.gemm(w, x: x, tokens: tokens, y: y)
+        default: WidenedGEMM.gemm(w, x: x, tokens: tokens, y: y)
         }
     }
 }

@@ -48,7 +48,8 @@ public enum GGUFValue: Sendable, Equatable {
     }
 }
 
-/// ggml tensor types that Balcony knows by name. Only F32, F16, BF16 and Q8_0 can be loaded.
+/// ggml tensor types that Balcony knows by name. F32, F16, BF16 and the block types of
+/// `QuantizedType` can be loaded.
 public enum GGMLType: UInt32, Sendable {
     case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q8_1 = 9
     case q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13, q6_K = 14, q8_K = 15
@@ -60,8 +61,7 @@ public enum GGMLType: UInt32, Sendable {
         case .f32: return "F32"
         case .f16: return "F16"
         case .bf16: return "BF16"
-        case .q8_0: return "Q8_0"
-        default: return "\(self)".uppercased()
+        default: return QuantizedType(ggmlId: rawValue)?.rawValue ?? "\(self)".uppercased()
         }
     }
 
@@ -70,8 +70,7 @@ public enum GGMLType: UInt32, Sendable {
         switch self {
         case .f32: return (1, 4)
         case .f16, .bf16: return (1, 2)
-        case .q8_0: return (32, 34)
-        default: return nil
+        default: return QuantizedType(ggmlId: rawValue).map { ($0.blockValues, $0.blockBytes) }
         }
     }
 }

@@ -19,12 +19,11 @@ public enum GGUFModelLoader {
     }
 
     /// Loads and validates the weights. Matrices stay in the mapping in their own type (F32, F16,
-    /// BF16 or Q8_0).
+    /// BF16 or any of `QuantizedType`).
     /// - Throws: `ModelFileError` — `.unsupportedArchitecture` listing the supported ones,
     ///   `.corrupt` naming a missing or malformed metadata key, `.unsupportedFeature` for RoPE
     ///   scaling Balcony cannot run, `.tensorSetMismatch` naming every missing, unexpected or
-    ///   mis-shaped tensor, `.unknownTensorType` naming a tensor whose type is not F32, F16, BF16
-    ///   or Q8_0.
+    ///   mis-shaped tensor, `.unknownTensorType` naming a tensor of a type Balcony cannot multiply.
     public static func load(file: GGUFFile) throws -> ModelWeights {
         let config = try config(of: file)
         let storage = WeightStorage(mapped: file.file)
@@ -46,8 +45,8 @@ public enum GGUFModelLoader {
         case .f32: return .f32
         case .f16: return .f16
         case .bf16: return .bf16
-        case .q8_0: return .q8_0
-        default: return nil
+        case let t?: return QuantizedType(ggmlId: t.rawValue).map(WeightType.init)
+        case nil: return nil
         }
     }
 

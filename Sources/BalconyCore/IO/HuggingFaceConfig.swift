@@ -319,7 +319,7 @@ public struct HuggingFaceConfig: Codable, Sendable, Equatable {
         switch dtype {
         case .f16: self.dtype = "float16"
         case .bf16: self.dtype = "bfloat16"
-        case .f32, .q8_0: self.dtype = "float32"
+        default: self.dtype = "float32"
         }
         slidingWindow = nil
         useSlidingWindow = arch.modelType == "qwen2" ? false : nil

@@ -35,7 +35,7 @@ public enum ModelFileError: LocalizedError, Equatable {
         case let .corrupt(path, why):
             return "\(path) is corrupt: \(why)"
         case let .unknownTensorType(path, type):
-            return "\(path) holds a tensor of unsupported type \(type); supported: F32, F16, BF16, Q8_0"
+            return "\(path) holds a tensor of unsupported type \(type); supported: \(WeightType.allCases.map(\.rawValue).joined(separator: ", ")); requantize the file to one of them (llama.cpp's llama-quantize)"
         case let .unsupportedArchitecture(arch, supported):
             return "unsupported architecture '\(arch)'; supported: \(supported.joined(separator: ", "))"
         case let .missingTensor(path, name):

@@ -20,11 +20,12 @@ public enum RandomModel {
     /// folder's q/k rows are in Hugging Face order by definition (random rows have no order), so
     /// it loads with `ropeStyle = .halfSplit` whatever `config.ropeStyle` says.
     /// - Parameter dtype: F32, F16 or BF16.
-    /// - Throws: `.corrupt` for an invalid configuration, `.writeFailed` for I/O problems or Q8_0.
+    /// - Throws: `.corrupt` for an invalid configuration, `.writeFailed` for I/O problems or a
+    ///   quantized type.
     public static func write(config: LlamaConfig, dtype: FileDType, seed: UInt64, to directory: URL) throws {
         try config.validate(source: "random model configuration")
-        guard dtype != .q8_0 else {
-            throw ModelFileError.writeFailed(directory.path, "safetensors folders hold F32, F16 or BF16 weights, not Q8_0")
+        guard dtype.quantized == nil else {
+            throw ModelFileError.writeFailed(directory.path, "safetensors folders hold F32, F16 or BF16 weights, not \(dtype.rawValue)")
         }
         let hfConfig = try HuggingFaceConfig(config, dtype: dtype)
         do {

@@ -27,7 +27,7 @@ public enum SafetensorsWriter {
     /// enumeration (which runs from 1-byte to 8-byte types, so alignment is kept), then by name.
     public static func fileOrder(_ tensors: [Tensor]) -> [Tensor] {
         func rank(_ t: FileDType) -> Int {
-            switch t { case .f32: 3; case .bf16: 2; case .f16: 1; case .q8_0: 0 }
+            switch t { case .f32: 3; case .bf16: 2; case .f16: 1; default: 0 }
         }
         return tensors.sorted { a, b in
             rank(a.dtype) != rank(b.dtype) ? rank(a.dtype) > rank(b.dtype) : a.name.utf8.lexicographicallyPrecedes(b.name.utf8)

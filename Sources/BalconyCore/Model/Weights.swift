@@ -1,24 +1,38 @@
 import CKernels
 import Foundation
 
-/// The element types a weight matrix can have in memory: each stays in its file's type (F16 and
-/// BF16 matrices in 16 bits, Q8_0 quantized) and is multiplied in that form; prefill widens
-/// tiles of 16-bit and Q8_0 rows for SGEMM.
-public enum WeightType: String, Sendable, Codable {
-    case f32 = "F32"
-    case f16 = "F16"
-    case bf16 = "BF16"
-    case q8_0 = "Q8_0"
+/// The element type of a tensor, in its file and in memory: every weight matrix stays in its file's
+/// type (F16 and BF16 in 16 bits, GGML's quantized blocks as they are) and is multiplied in that
+/// form; prefill widens tiles of rows that are not F32 for SGEMM. Raw values are llama.cpp's names.
+public enum WeightType: String, Sendable, Codable, CaseIterable {
+    case f32 = "F32", f16 = "F16", bf16 = "BF16"
+    case q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q8_0 = "Q8_0", iq4_nl = "IQ4_NL"
+    case q2_K = "Q2_K", q3_K = "Q3_K", q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K", iq4_xs = "IQ4_XS"
+
+    public init(_ q: QuantizedType) { self.init(rawValue: q.rawValue)! }
+
+    /// The block type of a quantized matrix; nil for F32, F16 and BF16.
+    public var quantized: QuantizedType? { QuantizedType(rawValue: rawValue) }
+
+    public var bytesPerBlock: Int {
+        switch self {
+        case .f32: return 4
+        case .f16, .bf16: return 2
+        default: return quantized!.blockBytes
+        }
+    }
+
+    public var valuesPerBlock: Int { quantized?.blockValues ?? 1 }
+
+    /// Bytes of `elements` values (a whole number of blocks), or nil when the count overflows.
+    public func byteCount(elements: Int) -> Int? {
+        let (n, overflow) = (elements / valuesPerBlock).multipliedReportingOverflow(by: bytesPerBlock)
+        return overflow ? nil : n
+    }
 }
 
-/// Element types found in files.
-public enum FileDType: String, Sendable, Codable, CaseIterable {
-    case f32 = "F32", f16 = "F16", bf16 = "BF16", q8_0 = "Q8_0"
-
-    public var bytesPerBlock: Int { switch self { case .f32: 4; case .f16, .bf16: 2; case .q8_0: Q8_0.blockBytes } }
-    public var valuesPerBlock: Int { self == .q8_0 ? Q8_0.blockSize : 1 }
-    public func byteCount(elements: Int) -> Int { elements / valuesPerBlock * bytesPerBlock }
-}
+/// Element types found in files: the same set as in memory.
+public typealias FileDType = WeightType
 
 /// GGML's Q8_0 block: one F16 scale then 32 signed bytes; value = scale * q.
 public enum Q8_0 {
@@ -51,7 +65,8 @@ public struct WeightMatrix: @unchecked Sendable {
     public let rows: Int
     public let cols: Int
     public let type: WeightType
-    /// The type the tensor had in its file (F16 and BF16 become F32 in memory).
+    /// The type the tensor had in its file: `type` itself, except for llama2.c Q8 groups that are
+    /// not GGML blocks, which are widened to F32 at load.
     public let fileType: FileDType
     public let data: UnsafeRawPointer
     let storage: WeightStorage
@@ -84,10 +99,15 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Bytes read when the whole matrix is multiplied once (the decode-time memory traffic).
     public var byteCount: Int {
         if let packed { return packed.byteCount }
+        return rows * rowBytes
+    }
+
+    /// Bytes of one row in memory.
+    public var rowBytes: Int {
         switch type {
-        case .f32: return rows * cols * 4
-        case .f16, .bf16: return rows * cols * 2
-        case .q8_0: return rows * cols / Q8_0.blockSize * Q8_0.blockBytes
+        case .f32: return cols * 4
+        case .f16, .bf16: return cols * 2
+        default: return type.quantized!.rowBytes(cols: cols)
         }
     }
 
@@ -101,39 +121,27 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Builds a matrix from a file's bytes, in the file's element type: used in place when
     /// suitably aligned (`storage` keeps the mapping alive), else copied.
+    /// - Throws: `.corrupt` when a quantized tensor's rows are not whole blocks or its size
+    ///   overflows, `.truncated` when `bytes` is shorter than the shape needs.
     public static func fromFile(bytes: UnsafeRawBufferPointer, dtype: FileDType, rows: Int, cols: Int,
                                 storage: WeightStorage, source: String, name: String) throws -> WeightMatrix {
-        let count = rows * cols
-        if dtype == .q8_0 && cols % Q8_0.blockSize != 0 {
-            throw ModelFileError.corrupt(source, "Q8_0 tensor '\(name)' has rows of \(cols) values, not a multiple of 32")
+        if dtype.valuesPerBlock > 1 && cols % dtype.valuesPerBlock != 0 {
+            throw ModelFileError.corrupt(source, "\(dtype.rawValue) tensor '\(name)' has rows of \(cols) values, not a multiple of its \(dtype.valuesPerBlock)-value blocks")
         }
-        let need = dtype.byteCount(elements: count)
+        let (count, overflow) = rows.multipliedReportingOverflow(by: cols)
+        guard rows >= 0, cols >= 0, !overflow, let need = dtype.byteCount(elements: count) else {
+            throw ModelFileError.corrupt(source, "tensor '\(name)' of shape [\(rows), \(cols)] is too large")
+        }
         guard bytes.count >= need else { throw ModelFileError.truncated(source, needed: need, have: bytes.count) }
         let base = bytes.baseAddress!
-        switch dtype {
-        case .f32:
-            if Int(bitPattern: base) % 4 == 0 {
-                return WeightMatrix(rows: rows, cols: cols, type: .f32, fileType: .f32, data: base, storage: storage)
-            }
-            let p = UnsafeMutableRawPointer.allocate(byteCount: need, alignment: 64)
-            p.copyMemory(from: base, byteCount: need)
-            return WeightMatrix(rows: rows, cols: cols, type: .f32, fileType: .f32, data: p, storage: WeightStorage(owning: p))
-        case .f16, .bf16:
-            let type: WeightType = dtype == .f16 ? .f16 : .bf16
-            if Int(bitPattern: base) % 2 == 0 {
-                return WeightMatrix(rows: rows, cols: cols, type: type, fileType: dtype, data: base, storage: storage)
-            }
-            let p = UnsafeMutableRawPointer.allocate(byteCount: need, alignment: 64)
-            p.copyMemory(from: base, byteCount: need)
-            return WeightMatrix(rows: rows, cols: cols, type: type, fileType: dtype, data: p, storage: WeightStorage(owning: p))
-        case .q8_0:
-            if Int(bitPattern: base) % 2 == 0 {
-                return WeightMatrix(rows: rows, cols: cols, type: .q8_0, fileType: .q8_0, data: base, storage: storage)
-            }
-            let p = UnsafeMutableRawPointer.allocate(byteCount: need, alignment: 64)
-            p.copyMemory(from: base, byteCount: need)
-            return WeightMatrix(rows: rows, cols: cols, type: .q8_0, fileType: .q8_0, data: p, storage: WeightStorage(owning: p))
+        // F32 rows are read as floats; every other type's kernels read 16-bit fields at even offsets.
+        let alignment = dtype == .f32 ? 4 : 2
+        if Int(bitPattern: base) % alignment == 0 {
+            return WeightMatrix(rows: rows, cols: cols, type: dtype, fileType: dtype, data: base, storage: storage)
         }
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(need, 1), alignment: 64)
+        p.copyMemory(from: base, byteCount: need)
+        return WeightMatrix(rows: rows, cols: cols, type: dtype, fileType: dtype, data: p, storage: WeightStorage(owning: p))
     }
 
     /// The 16-bit elements of an F16 or BF16 matrix, and the C kernels' flag telling which.
@@ -148,7 +156,7 @@ public struct WeightMatrix: @unchecked Sendable {
             switch m.type {
             case .f32: dst.update(from: m.f32 + r0 * m.cols, count: (r1 - r0) * m.cols)
             case .f16, .bf16: balcony_half_widen_rows(m.halfBits, m.bf16Flag, m.cols, dst, r0, r1)
-            case .q8_0: balcony_q8_0_dequantize_rows(m.data, m.cols, dst, r0, r1)
+            default: balcony_quant_dequantize_rows(m.type.quantized!.ggmlId, m.data, m.cols, dst, r0, r1)
             }
         }
     }
@@ -178,21 +186,23 @@ public enum TensorConversion {
             for i in 0..<count { out[i] = HalfPrecision.f16ToF32(bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
         case .bf16:
             for i in 0..<count { out[i] = HalfPrecision.bf16ToF32(bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
-        case .q8_0:
-            let blocks = count / Q8_0.blockSize
-            for b in 0..<blocks {
-                let off = b * Q8_0.blockBytes
-                let scale = HalfPrecision.f16ToF32(bytes.loadUnaligned(fromByteOffset: off, as: UInt16.self))
-                for j in 0..<Q8_0.blockSize {
-                    out[b * Q8_0.blockSize + j] = scale * Float(bytes.load(fromByteOffset: off + 2 + j, as: Int8.self))
-                }
-            }
+        default:
+            // One "row" of `count` values: the dequantizer reads 16-bit fields, so an odd address is
+            // copied first.
+            let q = dtype.quantized!
+            let n = q.rowBytes(cols: count)
+            let aligned = UnsafeMutableRawPointer.allocate(byteCount: max(n, 1), alignment: 16)
+            defer { aligned.deallocate() }
+            aligned.copyMemory(from: bytes.baseAddress!, byteCount: n)
+            balcony_quant_dequantize_rows(q.ggmlId, aligned, count, out, 0, 1)
         }
     }
 
     /// A 1-D tensor (norm weights, biases) as F32.
     public static func floats(_ bytes: UnsafeRawBufferPointer, dtype: FileDType, count: Int, source: String) throws -> [Float] {
-        let need = dtype.byteCount(elements: count)
+        guard count >= 0, count % dtype.valuesPerBlock == 0, let need = dtype.byteCount(elements: count) else {
+            throw ModelFileError.corrupt(source, "a \(dtype.rawValue) tensor of \(count) values is not a whole number of blocks")
+        }
         guard bytes.count >= need else { throw ModelFileError.truncated(source, needed: need, have: bytes.count) }
         return [Float](unsafeUninitializedCapacity: count) { buf, n in
             widen(bytes, dtype: dtype, into: buf.baseAddress!, count: count)
@@ -299,7 +309,16 @@ public struct ModelWeights: Sendable {
         for (i, l) in layers.enumerated() { try l.validate(c, layer: i, source: source) }
     }
 
-    /// The dominant in-memory weight type, for reports.
+    /// How many matrices (the embedding, every layer's seven, the output when it is not the
+    /// embedding) each element type has: a quantized file mixes types per tensor.
+    public var matrixTypeCounts: [String: Int] {
+        var counts: [String: Int] = [:]
+        let all = [tokenEmbedding] + layers.flatMap(\.matrices) + (config.tiedEmbeddings ? [] : [output])
+        for m in all { counts[m.fileType.rawValue, default: 0] += 1 }
+        return counts
+    }
+
+    /// The element types of the matrices, for reports.
     public var weightTypes: Set<String> {
         var s: Set<String> = [tokenEmbedding.fileType.rawValue, output.fileType.rawValue]
         for l in layers { for m in l.matrices { s.insert(m.fileType.rawValue) } }

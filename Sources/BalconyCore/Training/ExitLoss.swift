@@ -101,7 +101,7 @@ public final class ExitLoss {
     ///   - teacher: `[rows, dim]`, the full model's last hidden state after its final norm.
     ///   - exitHidden: per exit, `[rows, dim]`, the balcony layer's output (before the exit norm).
     ///   - parameters: per exit, the balcony's weights (only the exit norm `norm` is read).
-    ///   - head: the frozen output matrix `W_out` `[vocab, dim]`, F32 or Q8_0.
+    ///   - head: the frozen output matrix `W_out` `[vocab, dim]`, F32, 16-bit or quantized.
     ///   - targets: `rows` next-token ids for the cross-entropy term, -1 where there is none.
     ///   - hiddenGradients: per exit, `[rows, dim]`, overwritten with d loss / d exitHidden.
     ///   - gradients: per exit, the exit norm's weight gradient is added into `norm`.
@@ -290,7 +290,7 @@ public final class ExitLoss {
         case .f32:
             BLAS.gemmNN(m: exits * c, n: dim, k: vocab, a: dLogits, lda: vocab, b: head.f32, ldb: dim,
                         c: dNormed.pointer, ldc: dim)
-        case .q8_0, .f16, .bf16:
+        default:
             var lo = 0
             while lo < vocab {
                 let hi = min(vocab, lo + Self.tileRows)

@@ -4,22 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// Q8_0 kernels (GGML blocks: fp16 scale + 32 int8). Written in C because Swift's SIMD
-/// conversions from Int8 vectors lower to scalar code; here the AVX2/FMA/F16C versions are chosen
-/// at run time on x86-64 CPUs that have them, with a portable version otherwise.
-
-/// Quantizes activations x[cols] to 32-wide blocks as GGML's Q8_0 does (d = max|x| / 127,
-/// q = round(x / d)): q[cols] int8 values and d[cols / 32] scales.
-void balcony_q8_0_quantize_activations(const float *x, size_t cols, int8_t *q, float *d);
-
-/// y[r] = sum_b dW[r, b] * dx[b] * (qW[r, b] . qx[b]) for r in [row_begin, row_end): the Q8_0 x Q8_0
-/// dot product llama.cpp uses, with activations from balcony_q8_0_quantize_activations.
-/// W rows are cols/32 blocks of 34 bytes.
-void balcony_q8_0_gemv_q8(const void *w, size_t cols, const int8_t *xq, const float *xd, float *y,
-                          size_t row_begin, size_t row_end);
-
-/// Widens rows [row_begin, row_end) of W into out (row-major floats, cols per row, starting at out).
-void balcony_q8_0_dequantize_rows(const void *w, size_t cols, float *out, size_t row_begin, size_t row_end);
+#include "quants.h"
 
 /// y[r] = W[r, :] . x for r in [row_begin, row_end); W is F32, row-major, cols per row. Rows are
 /// walked one after another (one sequential stream, prefetched ahead); AVX2/FMA when present.
