@@ -132,7 +132,12 @@ public struct BalconyHTTPServer: Sendable {
             throw APIError.invalid("unsupported message role '\(m.role)'; use system, user or assistant", param: "messages")
         }
         let chatMessages = messages.map { ChatMessage(role: $0.role == "developer" ? "system" : $0.role, content: $0.content?.text ?? "") }
-        let prompt = chatTemplate.encode(chatMessages, tokenizer: tokenizer)
+        let prompt: [Int]
+        do {
+            prompt = try chatTemplate.encode(chatMessages, tokenizer: tokenizer)
+        } catch let e as JinjaError {
+            throw APIError.invalid(e.errorDescription ?? "\(e)", param: "messages")
+        }
         let r = try prepare(fields, prompt: prompt, maxTokens: fields.maxCompletionTokens ?? fields.maxTokens, defaultMaxTokens: nil)
         let id = "chatcmpl-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24)
         let style = ResponseStyle.chat(id: id, created: Int(Date().timeIntervalSince1970), model: configuration.modelName)

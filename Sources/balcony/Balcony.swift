@@ -13,7 +13,7 @@ struct BalconyCommand: AsyncParsableCommand {
         hf:karpathy/tinyllamas/stories260K from the Hugging Face Hub.
         """,
         subcommands: [
-            InfoCommand.self, GenerateCommand.self, TokenizeCommand.self, ScoreCommand.self,
+            InfoCommand.self, GenerateCommand.self, TokenizeCommand.self, TemplateCommand.self, ScoreCommand.self,
             TrainCommand.self, EvalCommand.self, BenchCommand.self, ServeCommand.self, DownloadCommand.self, RandomModelCommand.self,
         ]
     )

@@ -29,6 +29,7 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Longest prompt in tokens (default: the model's context - 1).") var maxPromptTokens: Int?
     @Option(help: "Largest max_tokens a request may ask for (default: the model's context).") var maxTokensLimit: Int?
     @Option(help: "Model id shown by /v1/models (default: the model's file or folder name).") var modelName: String?
+    @Option(help: "Jinja chat template file (or a tokenizer_config.json) to use instead of the model's.") var chatTemplate: String?
     @Option(help: .hidden) var testStepDelayMs: Double = 0
 
     func validate() throws {
@@ -55,14 +56,14 @@ struct ServeCommand: AsyncParsableCommand {
             let engine = ServingEngine(model: model, tokenizer: tokenizer, configuration: engineConfig,
                                        metrics: ServingMetrics(info: ["policy": policy.rawValue, "target_token_ms": targetTokenMs.map { "\($0)" } ?? ""]),
                                        latency: latency)
-            let template = ChatTemplate.recognize(chatTemplateSource(rt))
+            let template = ChatTemplateSource.load(try chatTemplateSource(rt), tokenizer: tokenizer)
             let name = modelName ?? URL(fileURLWithPath: rt.path).deletingPathExtension().lastPathComponent
             let limits = RequestLimits(maxBodyBytes: maxBodyBytes, maxPromptTokens: min(maxPromptTokens ?? context - 1, context - 1),
                                        maxTokens: min(maxTokensLimit ?? context, context))
             let server = BalconyHTTPServer(engine: engine, configuration: ServerConfiguration(host: host, port: port, apiKey: apiKey, modelName: name, limits: limits),
                                            chatTemplate: template)
             let exits = model.exits.isEmpty ? "none" : model.exits.map(String.init).joined(separator: ",")
-            printError("model \(name): \(model.config.layerCount) layers, exits \(exits), chat template \(template.rawValue), policy \(policy.rawValue)"
+            printError("model \(name): \(model.config.layerCount) layers, exits \(exits), chat template \(template.name), policy \(policy.rawValue)"
                        + (targetTokenMs.map { " (target \($0) ms/token)" } ?? ""))
             for e in [ExitChoice.full] + model.exits.map({ .exit($0) }) {
                 printError(String(format: "  exit %@: %.2f ms/token alone, +%.2f ms per extra sequence in a batch", e.description,
@@ -75,18 +76,12 @@ struct ServeCommand: AsyncParsableCommand {
         }
     }
 
-    /// The Jinja chat template a model ships: GGUF metadata, or tokenizer_config.json beside the
-    /// tokenizer or the model.
-    func chatTemplateSource(_ rt: LoadedRuntime) -> String? {
-        if let g = rt.loaded.gguf, let t = g["tokenizer.chat_template"]?.stringValue { return t }
+    /// The Jinja chat template: --chat-template, else what the model ships (GGUF metadata, or
+    /// tokenizer_config.json beside the tokenizer or the model).
+    func chatTemplateSource(_ rt: LoadedRuntime) throws -> String? {
         var dirs: [URL] = []
-        if let t = options.tokenizer {
-            let u = URL(fileURLWithPath: t)
-            dirs.append((try? u.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true ? u : u.deletingLastPathComponent())
-        }
-        if let hint = rt.loaded.tokenizerHint {
-            dirs.append((try? hint.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true ? hint : hint.deletingLastPathComponent())
-        }
-        return dirs.lazy.compactMap { ChatTemplate.jinja(inDirectory: $0) }.first
+        if let t = options.tokenizer { dirs.append(ChatTemplateSource.folder(of: URL(fileURLWithPath: t))) }
+        if let hint = rt.loaded.tokenizerHint { dirs.append(ChatTemplateSource.folder(of: hint)) }
+        return try ChatTemplateSource.text(override: chatTemplate, gguf: rt.loaded.gguf, folders: dirs)
     }
 }

@@ -32,12 +32,20 @@ struct TokenizeCommand: AsyncParsableCommand {
     }
 
     /// A tokenizer file is loaded directly; anything else is treated as a model and its tokenizer used.
+    /// A GGUF file's vocabulary is read from its metadata alone, so vocabulary-only files and
+    /// architectures Balcony cannot run tokenize too, and a vocabulary problem is reported as such
+    /// rather than as a model that failed to load.
     func loadTokenizer() async throws -> any Tokenizer {
         if let t = tokenizer {
             return try TokenizerLoader.load(url: URL(fileURLWithPath: try await ModelPaths.resolve(t)))
         }
         let path = try await ModelPaths.resolve(modelOrTokenizer ?? DefaultModel.path)
-        if let tok = try? TokenizerLoader.load(url: URL(fileURLWithPath: path)) { return tok }
+        let url = URL(fileURLWithPath: path)
+        do {
+            return try TokenizerLoader.load(url: url)
+        } catch {
+            if url.pathExtension.lowercased() == "gguf" { throw error }
+        }
         let loaded = try ModelLoader.load(path: path)
         if let g = loaded.gguf { return try TokenizerLoader.load(gguf: g) }
         if let hint = loaded.tokenizerHint { return try TokenizerLoader.load(url: hint) }

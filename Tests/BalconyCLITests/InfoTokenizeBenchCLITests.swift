@@ -52,6 +52,32 @@ import Testing
         #expect(out.pieces.count == out.ids.count)
     }
 
+    /// Vocabulary-only GGUF files of architectures Balcony does not run (DeepSeek, Refact):
+    /// the ids are llama.cpp's `test-tokenizer-0` vectors for the same strings.
+    @Test func tokenizeReadsVocabularyOnlyGGUF() throws {
+        let dir = CLIRunner.shared.appendingPathComponent("tokenizers/llama.cpp-vocab")
+        for (name, line) in [("deepseek-llm", 32), ("refact", 32), ("refact", 19)] {
+            let base = dir.appendingPathComponent("ggml-vocab-\(name).gguf")
+            let inputs = try String(contentsOf: base.appendingPathExtension("inp"), encoding: .utf8)
+                .components(separatedBy: "\n__ggml_vocab_test__\n")
+            let outputs = try String(contentsOf: base.appendingPathExtension("out"), encoding: .utf8)
+                .components(separatedBy: "\n")
+            let r = try CLIRunner.run(["tokenize", base.path, "--text", inputs[line]])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout == outputs[line].trimmingCharacters(in: .whitespaces) + "\n", "\(name): \(inputs[line].debugDescription)")
+        }
+        // A broken vocabulary is reported as a tokenizer error, not as a model that failed to load.
+        let tmp = try CLIRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let bare = tmp.appendingPathComponent("bare.gguf")
+        var bytes = Array("GGUF".utf8) + [3, 0, 0, 0]
+        bytes += [UInt8](repeating: 0, count: 16)
+        try Data(bytes).write(to: bare)
+        let bad = try CLIRunner.run(["tokenize", bare.path, "--text", "x"])
+        #expect(bad.status != 0)
+        #expect(bad.stderr.contains("tokenizer.ggml.model"), "\(bad.stderr)")
+    }
+
     @Test func benchPrintsJSONFigures() throws {
         let r = try CLIRunner.run(["bench", CLIRunner.stories, "--prompt-tokens", "32", "--gen-tokens", "8", "--repeats", "1", "--threads", "1", "--json"])
         #expect(r.status == 0, "\(r.stderr)")

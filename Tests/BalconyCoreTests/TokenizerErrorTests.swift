@@ -197,10 +197,13 @@ import Testing
     }
 
     @Test func unknownGGUFPreTokenizer() {
-        #expect(PreTokenizerPattern(ggufPre: "llama-bpe") == .llama3)
-        #expect(PreTokenizerPattern(ggufPre: "qwen2") == .qwen2)
-        #expect(PreTokenizerPattern(ggufPre: "gpt-2") == .gpt2)
-        #expect(PreTokenizerPattern(ggufPre: "no-such-pre") == nil)
+        #expect(PreTokenizer.gguf(pre: "llama-bpe") == .init(preTokenizer: PreTokenizer([.llama3]), ignoreMerges: true))
+        #expect(PreTokenizer.gguf(pre: "dbrx") == .init(preTokenizer: PreTokenizer([.llama3]), ignoreMerges: false))
+        #expect(PreTokenizer.gguf(pre: "qwen2")?.preTokenizer == PreTokenizer([.qwen2]))
+        #expect(PreTokenizer.gguf(pre: "gpt-2")?.preTokenizer == PreTokenizer([.gpt2]))
+        #expect(PreTokenizer.gguf(pre: "smollm")?.preTokenizer == PreTokenizer([.digit, .gpt2]))
+        #expect(PreTokenizer.gguf(pre: "no-such-pre") == nil)
+        for name in PreTokenizer.supportedGGUFNames { #expect(PreTokenizer.gguf(pre: name) != nil) }
     }
 }
 

@@ -1,44 +1,101 @@
 import Foundation
 
-/// One chat message.
-public struct ChatMessage: Sendable, Equatable {
-    public var role: String
-    public var content: String
+/// How a chat becomes a prompt: the model's own Jinja chat template (`chat_template` in
+/// `tokenizer_config.json`, `tokenizer.chat_template` in a GGUF file) rendered as transformers'
+/// `apply_chat_template` renders it, or, when the model has none or it does not parse, a natively
+/// rendered `Family` recognized from the template's markers (docs/chat-templates.md).
+public struct ChatTemplate: Sendable, Equatable {
+    /// The parsed template; nil renders `family`.
+    public let jinja: JinjaTemplate?
+    /// The fallback format (also what `jinja` would be recognized as).
+    public let family: Family
+    /// `bos_token` and `eos_token` as the template sees them (the tokenizer's texts).
+    public let bosToken: String
+    public let eosToken: String
 
-    public init(role: String, content: String) {
-        self.role = role
-        self.content = content
+    public static let llama2 = ChatTemplate(family: .llama2)
+    public static let llama3 = ChatTemplate(family: .llama3)
+    public static let chatml = ChatTemplate(family: .chatml)
+    public static let plain = ChatTemplate(family: .plain)
+
+    public init(family: Family) {
+        self.jinja = nil
+        self.family = family
+        self.bosToken = ""
+        self.eosToken = ""
     }
-}
 
-/// The chat formats Balcony knows, recognized from the Jinja template a model ships
-/// (`chat_template` in `tokenizer_config.json`, or `tokenizer.chat_template` in a GGUF file).
-/// Balcony does not run Jinja: it recognizes the three common families by their markers and
-/// renders them natively; anything else gets the plain transcript, which is documented in
-/// docs/serving.md.
-public enum ChatTemplate: String, Sendable, CaseIterable {
-    /// `<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {assistant} </s><s>[INST] ...`
-    case llama2
-    /// `<|begin_of_text|><|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>...`
-    case llama3
-    /// `<|im_start|>{role}\n{content}<|im_end|>\n...<|im_start|>assistant\n`
-    case chatml
-    /// The default for models without a known template: `System: ...`, `User: ...`,
-    /// `Assistant: ...` lines separated by newlines, ending with `Assistant:`.
-    case plain
+    public init(jinja: JinjaTemplate, bosToken: String, eosToken: String) {
+        self.jinja = jinja
+        self.family = Family.recognize(jinja.source)
+        self.bosToken = bosToken
+        self.eosToken = eosToken
+    }
 
-    /// Recognizes a Jinja chat template by its markers; `plain` when there is none or it is unknown.
+    public static func == (a: ChatTemplate, b: ChatTemplate) -> Bool {
+        a.family == b.family && a.jinja?.source == b.jinja?.source && a.bosToken == b.bosToken && a.eosToken == b.eosToken
+    }
+
+    /// The natively rendered format a template's markers suggest (no Jinja).
     public static func recognize(_ jinja: String?) -> ChatTemplate {
-        guard let t = jinja else { return .plain }
-        if t.contains("<|start_header_id|>") { return .llama3 }
-        if t.contains("<|im_start|>") { return .chatml }
-        if t.contains("[INST]") { return .llama2 }
-        return .plain
+        ChatTemplate(family: Family.recognize(jinja))
     }
 
-    /// The template text a model folder or GGUF file carries: `tokenizer_config.json`'s
-    /// `chat_template` (a string, or a list of named templates whose "default" is used), looked for
-    /// in `directory`.
+    /// The template for a model: its Jinja source parsed, or the recognized family with a warning
+    /// saying why when it does not parse. `tokenizer` supplies `bos_token` and `eos_token`.
+    public static func load(source: String?, tokenizer: (any Tokenizer)?) -> (template: ChatTemplate, warning: String?) {
+        guard let source else { return (.plain, nil) }
+        let bos = tokenizer.flatMap { t in t.bosTokenId.map { t.piece(for: $0) } } ?? ""
+        let eos = tokenizer.flatMap { t in t.eosTokenIds.min().map { t.piece(for: $0) } } ?? ""
+        do {
+            return (ChatTemplate(jinja: try JinjaTemplate(source), bosToken: bos, eosToken: eos), nil)
+        } catch {
+            let family = Family.recognize(source)
+            return (ChatTemplate(family: family),
+                    "the model's chat template does not parse (\(error.localizedDescription)); using the built-in '\(family.rawValue)' format")
+        }
+    }
+
+    /// A short name for logs: "jinja" or the family.
+    public var name: String { jinja == nil ? family.rawValue : "jinja (\(family.rawValue)-like)" }
+
+    /// The prompt text for `messages`. With a Jinja template this is exactly what transformers'
+    /// `apply_chat_template(messages, tokenize=False, add_generation_prompt=...)` returns; the
+    /// families always end where the assistant's reply starts.
+    /// - Throws: `JinjaError` (`raised` when the template rejects the messages).
+    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) throws -> String {
+        guard let jinja else { return family.render(messages) }
+        return try render(jinja, messages: messages.map { ["role": $0.role, "content": $0.content] },
+                          addGenerationPrompt: addGenerationPrompt)
+    }
+
+    /// Renders messages given as JSON objects (any fields a template reads, such as `tool_calls`).
+    public func render(jsonMessages: [[String: Any]], addGenerationPrompt: Bool) throws -> String {
+        guard let jinja else {
+            return family.render(jsonMessages.map { ChatMessage(role: $0["role"] as? String ?? "", content: $0["content"] as? String ?? "") })
+        }
+        return try render(jinja, messages: jsonMessages, addGenerationPrompt: addGenerationPrompt)
+    }
+
+    private func render(_ jinja: JinjaTemplate, messages: [[String: Any]], addGenerationPrompt: Bool) throws -> String {
+        try jinja.render(["messages": messages, "add_generation_prompt": addGenerationPrompt,
+                          "bos_token": bosToken, "eos_token": eosToken])
+    }
+
+    /// Prompt ids for `messages`, ready for generation. The text is encoded with special-token
+    /// parsing (templates write their markers and often `bos_token` as text); BOS is prepended when
+    /// the format or the tokenizer wants it and the text did not already produce it, so it is never doubled.
+    /// - Throws: `JinjaError` when the template rejects the messages.
+    public func encode(_ messages: [ChatMessage], tokenizer: any Tokenizer) throws -> [Int] {
+        let text = try render(messages)
+        var ids = tokenizer.encode(text, parseSpecial: jinja != nil || family.usesSpecialTokens)
+        let wantsBOS = (jinja == nil && family.wantsBOS) || tokenizer.addsBOS
+        if wantsBOS, let b = tokenizer.bosTokenId, ids.first != b { ids.insert(b, at: 0) }
+        return ids
+    }
+
+    /// The template text a model folder carries: `tokenizer_config.json`'s `chat_template` (a
+    /// string, or a list of named templates whose "default" is used), looked for in `directory`.
     public static func jinja(inDirectory directory: URL) -> String? {
         let url = directory.appendingPathComponent("tokenizer_config.json")
         guard let data = FileManager.default.contents(atPath: url.path),
@@ -49,60 +106,5 @@ public enum ChatTemplate: String, Sendable, CaseIterable {
             return named?["template"] as? String
         }
         return nil
-    }
-
-    /// Whether the rendered text must be encoded with special-token parsing (the template's markers
-    /// are control tokens).
-    public var usesSpecialTokens: Bool { self != .plain }
-
-    /// The prompt text for `messages`, ending where the assistant's reply starts. BOS is not part of
-    /// the text: the caller prepends it as the tokenizer does (`encodeForModel`).
-    public func render(_ messages: [ChatMessage]) -> String {
-        switch self {
-        case .llama3:
-            var s = ""
-            for m in messages { s += "<|start_header_id|>\(m.role)<|end_header_id|>\n\n\(m.content.trimmingCharacters(in: .whitespacesAndNewlines))<|eot_id|>" }
-            return s + "<|start_header_id|>assistant<|end_header_id|>\n\n"
-        case .chatml:
-            var s = ""
-            for m in messages { s += "<|im_start|>\(m.role)\n\(m.content)<|im_end|>\n" }
-            return s + "<|im_start|>assistant\n"
-        case .llama2:
-            // Meta's format: the system prompt goes inside the first user turn.
-            var s = ""
-            var system: String?
-            var firstTurn = true
-            for m in messages {
-                switch m.role {
-                case "system": system = m.content
-                case "assistant": s += " \(m.content.trimmingCharacters(in: .whitespaces)) </s>"
-                default:
-                    var user = m.content.trimmingCharacters(in: .whitespaces)
-                    if let sys = system, firstTurn { user = "<<SYS>>\n\(sys)\n<</SYS>>\n\n" + user }
-                    s += (firstTurn ? "" : "<s>") + "[INST] \(user) [/INST]"
-                    firstTurn = false
-                    system = nil
-                }
-            }
-            return s
-        case .plain:
-            var lines: [String] = []
-            for m in messages {
-                let role = m.role.prefix(1).uppercased() + m.role.dropFirst()
-                lines.append("\(role): \(m.content)")
-            }
-            lines.append("Assistant:")
-            return lines.joined(separator: "\n")
-        }
-    }
-
-    /// Prompt ids for `messages`: the rendered text, with BOS in front when the model expects it
-    /// (LLaMA-2 and LLaMA-3 templates always start with BOS).
-    public func encode(_ messages: [ChatMessage], tokenizer: any Tokenizer) -> [Int] {
-        let text = render(messages)
-        var ids = tokenizer.encode(text, parseSpecial: usesSpecialTokens)
-        let wantsBOS = self == .llama2 || self == .llama3 || tokenizer.addsBOS
-        if wantsBOS, let b = tokenizer.bosTokenId { ids.insert(b, at: 0) }
-        return ids
     }
 }

@@ -12,7 +12,7 @@ public struct ByteLevelBPE: Tokenizer {
     public let tokens: [String]
     public let types: [TokenType]
     /// How text is split into words; nil keeps each text segment whole.
-    public let pattern: PreTokenizerPattern?
+    public let preTokenizer: PreTokenizer?
     /// Prepend a space to a text that does not start with one (ByteLevel `add_prefix_space`).
     public let addPrefixSpace: Bool
     /// Emit a word that is itself a token without merging (`ignore_merges`, LLaMA 3).
@@ -44,7 +44,7 @@ public struct ByteLevelBPE: Tokenizer {
     ///     `.userDefined` tokens are matched whole in the text.
     ///   - merges: pairs of token texts in rank order (the first merges first).
     /// - Throws: `TokenizerError.corrupt` for inconsistent tables.
-    public init(tokens: [String], types: [TokenType]? = nil, merges: [(String, String)], pattern: PreTokenizerPattern?,
+    public init(tokens: [String], types: [TokenType]? = nil, merges: [(String, String)], preTokenizer: PreTokenizer?,
                 addPrefixSpace: Bool = false, ignoreMerges: Bool = false, normalizesNFC: Bool = false,
                 bosTokenId: Int?, eosTokenIds: Set<Int>, unknownTokenId: Int? = nil, addsBOS: Bool = false,
                 source: String = "vocabulary") throws {
@@ -100,7 +100,7 @@ public struct ByteLevelBPE: Tokenizer {
 
         self.tokens = tokens
         self.types = types
-        self.pattern = pattern
+        self.preTokenizer = preTokenizer
         self.addPrefixSpace = addPrefixSpace
         self.ignoreMerges = ignoreMerges
         self.normalizesNFC = normalizesNFC
@@ -179,7 +179,7 @@ public struct ByteLevelBPE: Tokenizer {
         guard !segment.isEmpty else { return }
         var raw = Array(segment)
         if addPrefixSpace && raw.first != 0x20 { raw.insert(0x20, at: 0) }
-        guard let pattern else {
+        guard let preTokenizer else {
             raw.withUnsafeBufferPointer { encodeWord($0, into: &out) }
             return
         }
@@ -189,7 +189,7 @@ public struct ByteLevelBPE: Tokenizer {
         for (k, s) in scalars.enumerated() { offsets[k + 1] = offsets[k] + UTF8.width(s) }
         raw.withUnsafeBufferPointer { buffer in
             var start = 0
-            for end in pattern.split(scalars) {
+            for end in preTokenizer.split(scalars) {
                 encodeWord(UnsafeBufferPointer(rebasing: buffer[offsets[start]..<offsets[end]]), into: &out)
                 start = end
             }

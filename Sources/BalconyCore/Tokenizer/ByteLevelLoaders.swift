@@ -21,14 +21,14 @@ extension ByteLevelBPE {
                            String(line.unicodeScalars[line.unicodeScalars.index(after: space)...])))
         }
         let pre = m["tokenizer.ggml.pre"]?.stringValue ?? "default"
-        guard let pattern = PreTokenizerPattern(ggufPre: pre) else {
+        guard let rules = PreTokenizer.gguf(pre: pre) else {
             throw TokenizerError.unsupportedComponent(path, component: "pre-tokenizer (tokenizer.ggml.pre)", found: pre,
-                                                      supported: PreTokenizerPattern.supportedGGUFNames)
+                                                      supported: PreTokenizer.supportedGGUFNames)
         }
         let ids = try ggufSpecialIds(m, tokens.count, path)
         return try ByteLevelBPE(tokens: tokens, types: try ggufTypes(m, tokens.count, path), merges: merges,
-                                pattern: pattern, addPrefixSpace: m["tokenizer.ggml.add_space_prefix"]?.boolValue ?? false,
-                                ignoreMerges: pattern == .llama3, normalizesNFC: false,
+                                preTokenizer: rules.preTokenizer, addPrefixSpace: m["tokenizer.ggml.add_space_prefix"]?.boolValue ?? false,
+                                ignoreMerges: rules.ignoreMerges, normalizesNFC: false,
                                 bosTokenId: ids.bos, eosTokenIds: ids.eos, unknownTokenId: ids.unk,
                                 addsBOS: m["tokenizer.ggml.add_bos_token"]?.boolValue ?? false, source: path)
     }

@@ -9,8 +9,8 @@ import Foundation
 /// would give wrong ids without any sign.
 ///
 /// - A `ByteLevel` pre-tokenizer or decoder makes a `ByteLevelBPE` (pre-tokenizer `ByteLevel` with
-///   `use_regex`, or `Split` with the GPT-2/LLaMA-3/Qwen2 regex, behavior `Isolated`; normalizer
-///   none or `NFC`; `ignore_merges` honoured).
+///   `use_regex`, `Digits`, or `Split` with one of the `PreTokenizerPattern` regexes, behavior
+///   `Isolated`, alone or in a `Sequence`; normalizer none or `NFC`; `ignore_merges` honoured).
 /// - Otherwise a BPE with `byte_fallback` or a "▁" normalizer/pre-tokenizer makes a
 ///   `SentencePieceBPE` that merges by rank (normalizer `Prepend("▁")` + `Replace(" ", "▁")`, or
 ///   pre-tokenizer `Metaspace` with `split: false`).
@@ -99,20 +99,16 @@ public enum HuggingFaceTokenizer {
             }
             nfc = true
         }
-        var pattern: PreTokenizerPattern?
+        // Each component adds its split to the sequence, in order (SmolLM: Digits, then ByteLevel's regex).
+        var stages: [PreTokenizerPattern] = []
         var prefixSpace = false
-        func setPattern(_ p: PreTokenizerPattern) throws {
-            if let pattern, pattern != p {
-                throw TokenizerError.unsupportedComponent(path, component: "pre-tokenizer", found: "two regex splits in sequence",
-                                                          supported: ["one Split or ByteLevel(use_regex)"])
-            }
-            pattern = p
-        }
         for p in preTokenizers {
             switch p["type"] as? String {
             case "ByteLevel":
                 prefixSpace = p["add_prefix_space"] as? Bool ?? false
-                if p["use_regex"] as? Bool ?? true { try setPattern(.gpt2) }
+                if p["use_regex"] as? Bool ?? true { stages.append(.gpt2) }
+            case "Digits":
+                stages.append(p["individual_digits"] as? Bool ?? false ? .digit : .digitRun)
             case "Split":
                 let regex = (p["pattern"] as? [String: Any])?["Regex"] as? String ?? ""
                 let behavior = (p["behavior"] as? String ?? "").lowercased()
@@ -121,15 +117,15 @@ public enum HuggingFaceTokenizer {
                         path, component: "Split pre-tokenizer", found: regex.isEmpty ? "a string pattern" : regex,
                         supported: PreTokenizerPattern.allCases.map { "\($0) regex (behavior Isolated)" })
                 }
-                try setPattern(known)
+                stages.append(known)
             default:
                 throw TokenizerError.unsupportedComponent(path, component: "pre-tokenizer", found: p["type"] as? String ?? "?",
-                                                          supported: ["ByteLevel", "Split", "Sequence of them"])
+                                                          supported: ["ByteLevel", "Split", "Digits", "Sequence of them"])
             }
         }
         let ids = config.resolve(tokens: tokens, bosNames: ["<|begin_of_text|>", "<|startoftext|>"],
                                  eosNames: ["<|endoftext|>", "<|end_of_text|>"])
-        return try ByteLevelBPE(tokens: tokens, types: types, merges: merges, pattern: pattern, addPrefixSpace: prefixSpace,
+        return try ByteLevelBPE(tokens: tokens, types: types, merges: merges, preTokenizer: stages.isEmpty ? nil : PreTokenizer(stages), addPrefixSpace: prefixSpace,
                                 ignoreMerges: model["ignore_merges"] as? Bool ?? false, normalizesNFC: nfc,
                                 bosTokenId: ids.bos, eosTokenIds: ids.eos,
                                 unknownTokenId: (model["unk_token"] as? String).flatMap { tokens.firstIndex(of: $0) },

@@ -1,179 +1,103 @@
-/// The regular expressions that split text into words before byte-level BPE, implemented as
-/// hand-written scanners over Unicode scalars.
-///
-/// Why not a regex engine: Foundation's `NSRegularExpression` is slow on Linux and its `\s`, `\p{L}`
-/// differ in corners from the Oniguruma engine that Hugging Face `tokenizers` uses. Each scanner
-/// reproduces its pattern's alternation order and backtracking exactly, with Oniguruma's classes:
-/// `\s` is the Unicode White_Space property, `\p{L}` and `\p{N}` the general categories L* and N*.
-public enum PreTokenizerPattern: String, Sendable, CaseIterable {
-    /// GPT-2: `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
-    case gpt2
-    /// LLaMA 3: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
-    case llama3
-    /// Qwen2: LLaMA 3's pattern with single digits (`\p{N}` instead of `\p{N}{1,3}`).
-    case qwen2
+/// A sequence of regex splits, each applied to every piece the previous ones left: what llama.cpp
+/// does with a pre-tokenizer's list of regexes (`unicode_regex_split`) and what Hugging Face
+/// `tokenizers` does with a `Sequence` of `Split`s (behavior `Isolated`). Matches and the text
+/// between them both become pieces; a later pattern never sees across a piece boundary, so each
+/// piece's end is the end of the text for `(?!\S)` and `$`.
+public struct PreTokenizer: Sendable, Equatable {
+    public let stages: [PreTokenizerPattern]
 
-    public var regex: String {
-        switch self {
-        case .gpt2:
-            return #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
-        case .llama3:
-            return #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
-        case .qwen2:
-            return #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
-        }
+    public init(_ stages: [PreTokenizerPattern]) {
+        self.stages = stages
     }
-
-    /// The pattern a regex string denotes, if it is one of the implemented ones.
-    public init?(regex: String) {
-        guard let p = Self.allCases.first(where: { $0.regex == regex }) else { return nil }
-        self = p
-    }
-
-    /// The pattern llama.cpp selects for a GGUF `tokenizer.ggml.pre` value.
-    public init?(ggufPre: String) {
-        switch ggufPre {
-        // llama.cpp's "default" adds extra splitting rules of its own; Hugging Face GPT-2-style
-        // vocabularies (which is what "default" converts from) use the plain GPT-2 pattern.
-        case "default", "gpt-2", "gpt2", "phi-2", "roberta-bpe", "jina-v1-en", "jina-v2-en", "jina-es", "jina-de",
-             "jina-v2-es", "jina-v2-de", "jina-v2-code", "gigachat", "starcoder", "refact":
-            self = .gpt2
-        case "llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral":
-            self = .llama3
-        case "qwen2", "deepseek-r1-qwen", "megrez":
-            self = .qwen2
-        default:
-            return nil
-        }
-    }
-
-    /// The GGUF `tokenizer.ggml.pre` values that have a scanner.
-    static let supportedGGUFNames = ["default", "gpt-2", "llama-bpe", "llama3", "qwen2", "deepseek-r1-qwen"]
 
     /// Splits `scalars` into words; returns the end index (exclusive) of each word in order.
     func split(_ scalars: [Unicode.Scalar]) -> [Int] {
+        guard !scalars.isEmpty else { return [] }
         let classes = scalars.map(CharClass.init)
-        var ends: [Int] = []
-        ends.reserveCapacity(scalars.count / 3 + 1)
+        var ends = [scalars.count]
         scalars.withUnsafeBufferPointer { s in
             classes.withUnsafeBufferPointer { c in
-                var i = 0
-                while i < s.count {
-                    let end: Int
-                    switch self {
-                    case .gpt2: end = Self.gpt2Match(s, c, i)
-                    case .llama3: end = Self.llama3Match(s, c, i, maxDigits: 3)
-                    case .qwen2: end = Self.llama3Match(s, c, i, maxDigits: 1)
+                for stage in stages {
+                    var next: [Int] = []
+                    next.reserveCapacity(max(ends.count, scalars.count / 3 + 1))
+                    var start = 0
+                    for end in ends {
+                        Self.split(stage, UnsafeBufferPointer(rebasing: s[start..<end]),
+                                   UnsafeBufferPointer(rebasing: c[start..<end]), offset: start, into: &next)
+                        start = end
                     }
-                    ends.append(end)
-                    i = end
+                    ends = next
                 }
             }
         }
         return ends
     }
 
-    /// Character classes that the patterns test, from Unicode properties.
-    struct CharClass {
-        let bits: UInt8
-        static let letter: UInt8 = 1, number: UInt8 = 2, whitespace: UInt8 = 4, newline: UInt8 = 8
-
-        init(_ s: Unicode.Scalar) {
-            if s.value < 0x80 {
-                let v = s.value
-                if (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A) { bits = Self.letter }
-                else if v >= 0x30 && v <= 0x39 { bits = Self.number }
-                else if v == 0x0A || v == 0x0D { bits = Self.whitespace | Self.newline }
-                else if v == 0x20 || (v >= 0x09 && v <= 0x0C) { bits = Self.whitespace }
-                else { bits = 0 }
-                return
-            }
-            let p = s.properties
-            switch p.generalCategory {
-            case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter:
-                bits = Self.letter
-            case .decimalNumber, .letterNumber, .otherNumber:
-                bits = Self.number
-            default:
-                bits = p.isWhitespace ? Self.whitespace : 0
+    /// One stage over one piece: the leftmost match at each point, the gaps kept as pieces.
+    private static func split(_ stage: PreTokenizerPattern, _ s: UnsafeBufferPointer<Unicode.Scalar>,
+                              _ c: UnsafeBufferPointer<CharClass>, offset: Int, into ends: inout [Int]) {
+        var i = 0, gapStart = 0
+        while i < s.count {
+            if let end = stage.match(s, c, i), end > i {
+                if gapStart < i { ends.append(offset + i) }
+                ends.append(offset + end)
+                i = end
+                gapStart = end
+            } else {
+                i += 1
             }
         }
+        if gapStart < s.count { ends.append(offset + s.count) }
+    }
+}
 
-        var isLetter: Bool { bits & Self.letter != 0 }
-        var isNumber: Bool { bits & Self.number != 0 }
-        var isWhitespace: Bool { bits & Self.whitespace != 0 }
-        var isNewline: Bool { bits & Self.newline != 0 }
-        /// `[^\s\p{L}\p{N}]`
-        var isOther: Bool { bits == 0 }
+extension PreTokenizer {
+    /// How llama.cpp tokenizes a GGUF vocabulary with `tokenizer.ggml.pre` = a given name: the
+    /// regexes of `llm_tokenizer_bpe` for its pre-tokenizer type (llama-vocab.cpp), and whether a
+    /// word that is itself a token skips merging (`ignore_merges`).
+    public struct GGUFRules: Sendable, Equatable {
+        public let preTokenizer: PreTokenizer
+        public let ignoreMerges: Bool
     }
 
-    private static let apostrophe: Unicode.Scalar = "'"
-    private static let space: Unicode.Scalar = " "
-
-    /// `'s|'t|'re|'ve|'m|'ll|'d`, case-sensitive or (LLaMA 3) case-insensitive; returns the end or nil.
-    @inline(__always)
-    private static func contraction(_ s: UnsafeBufferPointer<Unicode.Scalar>, _ i: Int, ignoreCase: Bool) -> Int? {
-        guard s[i] == apostrophe, i + 1 < s.count else { return nil }
-        func fold(_ x: Unicode.Scalar) -> UInt32 {
-            guard ignoreCase else { return x.value }
-            if x.value >= 0x41 && x.value <= 0x5A { return x.value + 0x20 }
-            if x.value == 0x17F { return 0x73 } // LATIN SMALL LETTER LONG S case-folds to "s"
-            return x.value
+    /// The rules for a `tokenizer.ggml.pre` value, or nil for one Balcony does not implement.
+    public static func gguf(pre: String) -> GGUFRules? {
+        func rules(_ stages: [PreTokenizerPattern], ignoreMerges: Bool = false) -> GGUFRules {
+            GGUFRules(preTokenizer: PreTokenizer(stages), ignoreMerges: ignoreMerges)
         }
-        let a = fold(s[i + 1])
-        if a == 0x73 || a == 0x74 || a == 0x6D || a == 0x64 { return i + 2 } // s t m d
-        guard i + 2 < s.count else { return nil }
-        let b = fold(s[i + 2])
-        if (a == 0x72 && b == 0x65) || (a == 0x76 && b == 0x65) || (a == 0x6C && b == 0x6C) { return i + 3 } // re ve ll
-        return nil
-    }
-
-    @inline(__always)
-    private static func run(_ c: UnsafeBufferPointer<CharClass>, from i: Int, while test: (CharClass) -> Bool) -> Int {
-        var j = i
-        while j < c.count && test(c[j]) { j += 1 }
-        return j
-    }
-
-    /// `\s+(?!\S)|\s+` at a whitespace character: the whole run if it ends the text or is one
-    /// character long, else the run minus its last character (which then leads the next word).
-    @inline(__always)
-    private static func whitespaceRun(_ c: UnsafeBufferPointer<CharClass>, _ i: Int) -> Int {
-        let end = run(c, from: i, while: { $0.isWhitespace })
-        return (end == c.count || end - i == 1) ? end : end - 1
-    }
-
-    private static func gpt2Match(_ s: UnsafeBufferPointer<Unicode.Scalar>, _ c: UnsafeBufferPointer<CharClass>, _ i: Int) -> Int {
-        if let end = contraction(s, i, ignoreCase: false) { return end }
-        // ` ?X+`: the optional space is taken when something of class X follows it.
-        let k = (s[i] == space && i + 1 < s.count) ? i + 1 : i
-        if c[k].isLetter { return run(c, from: k, while: { $0.isLetter }) }
-        if c[k].isNumber { return run(c, from: k, while: { $0.isNumber }) }
-        if c[k].isOther { return run(c, from: k, while: { $0.isOther }) }
-        return whitespaceRun(c, i)
-    }
-
-    private static func llama3Match(_ s: UnsafeBufferPointer<Unicode.Scalar>, _ c: UnsafeBufferPointer<CharClass>, _ i: Int,
-                                    maxDigits: Int) -> Int {
-        if let end = contraction(s, i, ignoreCase: true) { return end }
-        // `[^\r\n\p{L}\p{N}]?\p{L}+`
-        if !c[i].isNewline && !c[i].isLetter && !c[i].isNumber && i + 1 < s.count && c[i + 1].isLetter {
-            return run(c, from: i + 1, while: { $0.isLetter })
+        switch pre {
+        // llama.cpp's "default" adds extra splitting rules of its own; Hugging Face GPT-2-style
+        // vocabularies (which is what "default" converts from) use the plain GPT-2 pattern.
+        case "default", "gpt-2", "gpt2", "phi-2", "roberta-bpe", "jina-v1-en", "jina-v2-en", "jina-es", "jina-de",
+             "jina-v2-es", "jina-v2-de", "jina-v2-code", "gigachat", "mpt", "olmo", "jais":
+            return rules([.gpt2])
+        // Each digit its own piece, then GPT-2's regex (Hugging Face: Digits(individual_digits) + ByteLevel).
+        case "starcoder", "refact", "command-r", "smollm", "codeshell", "exaone", "minerva":
+            return rules([.digit, .gpt2])
+        case "llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral":
+            return rules([.llama3], ignoreMerges: true)
+        case "dbrx", "smaug-bpe", "chatglm-bpe":
+            return rules([.llama3])
+        case "qwen2", "deepseek-r1-qwen", "megrez", "stablelm2":
+            return rules([.qwen2])
+        case "deepseek-llm":
+            return rules([.newline, .deepseekLetters, .deepseekPunctuation, .trailingWhitespace, .deepseekCJK, .digitRun])
+        case "deepseek-coder":
+            return rules([.newline, .spaceLetters, .spacePunctuation, .deepseekCJK, .digit])
+        case "deepseek-v3":
+            return rules([.digitTriple, .deepseekKana, .deepseekV3])
+        case "falcon":
+            return rules([.falconPunctuation, .gpt2, .asciiDigitTriple])
+        case "tekken":
+            return rules([.tekken], ignoreMerges: true)
+        default:
+            return nil
         }
-        if c[i].isLetter { return run(c, from: i, while: { $0.isLetter }) }
-        // `\p{N}{1,maxDigits}`
-        if c[i].isNumber { return min(run(c, from: i, while: { $0.isNumber }), i + maxDigits) }
-        // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
-        let k = (s[i] == space && i + 1 < s.count) ? i + 1 : i
-        if c[k].isOther {
-            let end = run(c, from: k, while: { $0.isOther })
-            return run(c, from: end, while: { $0.isNewline })
-        }
-        // `\s*[\r\n]+`: through the last newline of the whitespace run starting here.
-        let end = run(c, from: i, while: { $0.isWhitespace })
-        var j = end - 1
-        while j >= i && !c[j].isNewline { j -= 1 }
-        if j >= i { return j + 1 }
-        return whitespaceRun(c, i)
     }
+
+    /// The GGUF `tokenizer.ggml.pre` values that have rules (for error messages).
+    static let supportedGGUFNames = [
+        "default", "gpt-2", "mpt", "olmo", "starcoder", "refact", "command-r", "smollm", "llama-bpe", "llama3", "dbrx",
+        "smaug-bpe", "qwen2", "deepseek-r1-qwen", "deepseek-llm", "deepseek-coder", "deepseek-v3", "falcon", "tekken",
+    ]
 }

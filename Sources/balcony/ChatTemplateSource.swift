@@ -1,0 +1,37 @@
+import ArgumentParser
+import BalconyCore
+import Foundation
+
+/// Where a command finds the chat template: `--chat-template FILE` (a Jinja file, or a
+/// tokenizer_config.json whose `chat_template` is used), else the model's GGUF metadata, else a
+/// `tokenizer_config.json` in the given folders.
+enum ChatTemplateSource {
+    static func text(override: String?, gguf: GGUFFile?, folders: [URL]) throws -> String? {
+        if let override {
+            let url = URL(fileURLWithPath: override)
+            if url.pathExtension.lowercased() == "json" {
+                guard let t = ChatTemplate.jinja(inDirectory: url.deletingLastPathComponent()),
+                      url.lastPathComponent == "tokenizer_config.json" else {
+                    throw ValidationError("\(override) is not a tokenizer_config.json with a chat_template")
+                }
+                return t
+            }
+            guard let data = FileManager.default.contents(atPath: url.path) else { throw ValidationError("cannot read \(override)") }
+            return String(decoding: data, as: UTF8.self)
+        }
+        if let g = gguf, let t = g.metadata["tokenizer.chat_template"]?.stringValue { return t }
+        return folders.lazy.compactMap { ChatTemplate.jinja(inDirectory: $0) }.first
+    }
+
+    /// The folder a path names, or the folder a file is in.
+    static func folder(of url: URL) -> URL {
+        (try? url.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true ? url : url.deletingLastPathComponent()
+    }
+
+    /// Parses the template, printing the fallback warning when it does not parse.
+    static func load(_ text: String?, tokenizer: (any Tokenizer)?) -> ChatTemplate {
+        let (template, warning) = ChatTemplate.load(source: text, tokenizer: tokenizer)
+        if let warning { printError("warning: \(warning)") }
+        return template
+    }
+}
