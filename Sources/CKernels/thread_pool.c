@@ -26,6 +26,15 @@
 #define BALCONY_CPU_RELAX() ((void)0)
 #endif
 
+// Tests only (declared here rather than in ckernels.h; ThreadPoolStressTests binds it by name):
+// a hook the pool calls in the caller after it has stored a job and before it posts it, and in
+// a worker after it has seen a new job posted and before it acts on it. Tests sleep there to widen
+// the windows in which a hand-over could go wrong, so that a broken protocol shows on any
+// machine, not only when the scheduler happens to preempt a thread at the wrong instruction.
+enum { BALCONY_POOL_CALLER_POSTING = 0, BALCONY_POOL_WORKER_SAW_TICKET = 1 };
+typedef void (*balcony_pool_test_hook)(int where, int index);
+void balcony_pool_set_test_hook(balcony_pool_test_hook hook);
+
 enum { BALCONY_POOL_MAX_WORKERS = 255 };
 // Participants fit in the ticket's low bits: at most BALCONY_POOL_MAX_WORKERS + 1 = 256.
 enum { ACTIVE_BITS = 9 };
@@ -54,6 +63,7 @@ static struct {
     // reads them (they may already belong to the next job, or to a caller's stack that is gone).
     balcony_task_fn fn;
     void *context;
+    _Atomic(balcony_pool_test_hook) test_hook;  // tests only; NULL in use
 } pool = {
     .busy = PTHREAD_MUTEX_INITIALIZER,
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -86,6 +96,8 @@ static void *worker_main(void *arg) {
             pthread_mutex_unlock(&pool.lock);
         }
         seen = now;
+        balcony_pool_test_hook hook = atomic_load_explicit(&pool.test_hook, memory_order_relaxed);
+        if (hook) hook(BALCONY_POOL_WORKER_SAW_TICKET, (int)index);
         // A participant of job `now` holds that job open (the caller waits for its decrement), so
         // the fields read here are the ones the acquire of the ticket published. Non-participants
         // go straight back to waiting; they may skip jobs, which is harmless.
@@ -134,6 +146,8 @@ int balcony_pool_run(int threads, balcony_task_fn fn, void *context) {
     atomic_store_explicit(&pool.pending, threads - 1, memory_order_relaxed);
     // Publishes fn, context and pending to the participants, which read them after acquiring the
     // new ticket. The sequence part only grows, so a ticket never repeats while a worker waits.
+    balcony_pool_test_hook hook = atomic_load_explicit(&pool.test_hook, memory_order_relaxed);
+    if (hook) hook(BALCONY_POOL_CALLER_POSTING, 0);
     const unsigned long sequence = (atomic_load_explicit(&pool.ticket, memory_order_relaxed) >> ACTIVE_BITS) + 1;
     atomic_store_explicit(&pool.ticket, (sequence << ACTIVE_BITS) | (unsigned long)threads, memory_order_release);
     if (atomic_load(&pool.sleepers) > 0) {
@@ -150,6 +164,10 @@ int balcony_pool_run(int threads, balcony_task_fn fn, void *context) {
     }
     pthread_mutex_unlock(&pool.busy);
     return 1;
+}
+
+void balcony_pool_set_test_hook(balcony_pool_test_hook hook) {
+    atomic_store_explicit(&pool.test_hook, hook, memory_order_relaxed);
 }
 
 void balcony_pool_park(void) { atomic_fetch_add_explicit(&pool.parks, 1, memory_order_relaxed); }
