@@ -161,8 +161,11 @@ private final class BlobWriter: HubBodySink {
         guard !closed else { return }
         closed = true
         try disk {
-            defer { try? handle.close() }
-            try handle.synchronize()
+            do { try handle.synchronize() } catch {
+                try? handle.close()
+                throw error
+            }
+            try handle.close()
         }
     }
 
