@@ -11,7 +11,7 @@ endif
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BALCONY := .build/release/balcony
 
-.PHONY: deps build demo test bench smollm2 llama-cpp clean
+.PHONY: deps build demo test test-release bench smollm2 llama-cpp clean
 
 deps:
 	@pkg-config --exists openblas 2>/dev/null || { \
@@ -54,6 +54,11 @@ test: deps
 	@python3 -c 'import openai' 2>/dev/null || pip install -q openai  # the server tests use the OpenAI client
 	@scripts/fetch_smollm2.sh >/dev/null  # the real-model tests (SmolLM2Tests) read it from the cache
 	swift test
+
+# The hostile-input tests again against the release build, where -Ounchecked removes Swift's own
+# bounds and overflow checks (issue 16): what debug would trap on must be an explicit error there.
+test-release: deps
+	scripts/release_hostile_tests.sh
 
 bench: build
 	@mkdir -p .bench

@@ -3,7 +3,7 @@
 // Decode runs about five parallel regions per layer (q/k/v, attention, output, gate/up, down),
 // each a fraction of a millisecond. Waking threads through a dispatch queue for each costs tens of
 // microseconds, which at a 110M model's 30 tokens/s is about a tenth of the time. Here workers
-// that finish a job spin on a generation counter for a short while (the serial work between two
+// that finish a job spin on a job ticket for a short while (the serial work between two
 // regions takes microseconds) and only then sleep on a condition variable, so back-to-back
 // regions are picked up at once, while a pause of a millisecond or more (prefill's BLAS calls,
 // which run OpenBLAS's own threads, or an idle server) leaves the cores to others.
@@ -26,7 +26,19 @@
 #define BALCONY_CPU_RELAX() ((void)0)
 #endif
 
+// Tests only (declared here rather than in ckernels.h; ThreadPoolStressTests binds it by name):
+// a hook the pool calls in the caller after it has stored a job and before it posts it, and in
+// a worker after it has seen a new job posted and before it acts on it. Tests sleep there to widen
+// the windows in which a hand-over could go wrong, so that a broken protocol shows on any
+// machine, not only when the scheduler happens to preempt a thread at the wrong instruction.
+enum { BALCONY_POOL_CALLER_POSTING = 0, BALCONY_POOL_WORKER_SAW_TICKET = 1 };
+typedef void (*balcony_pool_test_hook)(int where, int index);
+void balcony_pool_set_test_hook(balcony_pool_test_hook hook);
+
 enum { BALCONY_POOL_MAX_WORKERS = 255 };
+// Participants fit in the ticket's low bits: at most BALCONY_POOL_MAX_WORKERS + 1 = 256.
+enum { ACTIVE_BITS = 9 };
+static const unsigned long active_mask = (1ul << ACTIVE_BITS) - 1;
 
 // Spin iterations before a worker sleeps. A pause is 10-150 cycles depending on the CPU, so this
 // is roughly 50-500 microseconds: longer than the gaps between decode's regions, shorter than
@@ -37,17 +49,21 @@ static struct {
     pthread_mutex_t busy;      // held by the one caller using the pool
     pthread_mutex_t lock;      // guards sleeping workers and worker creation
     pthread_cond_t wake;
-    _Atomic unsigned long generation;
+    // The job ticket: (sequence << ACTIVE_BITS) | participants (the caller included). Both halves
+    // in one word, so a worker learns atomically which job is posted and whether it takes part.
+    _Atomic unsigned long ticket;
     _Atomic int sleepers;
     _Atomic int pending;       // workers still running the current job
     _Atomic unsigned long parks;  // bumped by balcony_pool_park: spinning workers go to sleep
     int workers;               // threads started so far
-    unsigned long start_generation;  // the generation new workers wait past
-    // The current job. Atomic because a worker that sat out the previous job may read them while
-    // the next is being posted; it re-reads the generation to make sure they belong together.
-    _Atomic int active;        // participants, the caller included
-    _Atomic(balcony_task_fn) fn;
-    _Atomic(void *) context;
+    unsigned long start_ticket;  // the ticket new workers wait past
+    // The current job. A worker reads fn and context only when the ticket names it a participant:
+    // the caller waits for every participant before it returns or posts the next job, so these
+    // stay fixed for as long as a participant can read them. A worker that sits a job out never
+    // reads them (they may already belong to the next job, or to a caller's stack that is gone).
+    balcony_task_fn fn;
+    void *context;
+    _Atomic(balcony_pool_test_hook) test_hook;  // tests only; NULL in use
 } pool = {
     .busy = PTHREAD_MUTEX_INITIALIZER,
     .lock = PTHREAD_MUTEX_INITIALIZER,
@@ -55,44 +71,38 @@ static struct {
 };
 
 static void *worker_main(void *arg) {
-    const int index = (int)(intptr_t)arg;  // 1 ... workers; the caller is 0
-    // Not the current generation: the job the worker was started for may already be posted.
+    const unsigned long index = (unsigned long)(intptr_t)arg;  // 1 ... workers; the caller is 0
+    // Not the current ticket: the job the worker was started for may already be posted.
     // (Workers are started only by the caller holding the pool, whose job waits for them, so
-    // start_generation cannot change before they have read it.)
+    // start_ticket cannot change before they have read it.)
     pthread_mutex_lock(&pool.lock);
-    unsigned long seen = pool.start_generation;
+    unsigned long seen = pool.start_ticket;
     pthread_mutex_unlock(&pool.lock);
     for (;;) {
         unsigned long now = seen;
         const unsigned long parks = atomic_load_explicit(&pool.parks, memory_order_relaxed);
         for (unsigned i = 0; i < spin_iterations; i++) {
-            now = atomic_load_explicit(&pool.generation, memory_order_acquire);
+            now = atomic_load_explicit(&pool.ticket, memory_order_acquire);
             if (now != seen || atomic_load_explicit(&pool.parks, memory_order_relaxed) != parks) break;
             BALCONY_CPU_RELAX();
         }
         if (now == seen) {
             pthread_mutex_lock(&pool.lock);
-            // Counted as a sleeper before the last look at the generation: a caller that bumps the
-            // generation afterwards sees the count and broadcasts under the same lock.
+            // Counted as a sleeper before the last look at the ticket: a caller that posts a job
+            // afterwards sees the count and broadcasts under the same lock.
             atomic_fetch_add(&pool.sleepers, 1);
-            while ((now = atomic_load(&pool.generation)) == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+            while ((now = atomic_load(&pool.ticket)) == seen) pthread_cond_wait(&pool.wake, &pool.lock);
             atomic_fetch_sub(&pool.sleepers, 1);
             pthread_mutex_unlock(&pool.lock);
         }
-        int active;
-        balcony_task_fn fn;
-        void *context;
-        for (;;) {
-            active = atomic_load_explicit(&pool.active, memory_order_relaxed);
-            fn = atomic_load_explicit(&pool.fn, memory_order_relaxed);
-            context = atomic_load_explicit(&pool.context, memory_order_relaxed);
-            unsigned long check = atomic_load_explicit(&pool.generation, memory_order_acquire);
-            if (check == now) break;
-            now = check;
-        }
         seen = now;
-        if (index < active) {
-            fn(context, index);
+        balcony_pool_test_hook hook = atomic_load_explicit(&pool.test_hook, memory_order_relaxed);
+        if (hook) hook(BALCONY_POOL_WORKER_SAW_TICKET, (int)index);
+        // A participant of job `now` holds that job open (the caller waits for its decrement), so
+        // the fields read here are the ones the acquire of the ticket published. Non-participants
+        // go straight back to waiting; they may skip jobs, which is harmless.
+        if (index < (now & active_mask)) {
+            pool.fn(pool.context, (int)index);
             atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_release);
         }
     }
@@ -103,7 +113,7 @@ static void *worker_main(void *arg) {
 static int ensure_workers(int count) {
     if (count > BALCONY_POOL_MAX_WORKERS) count = BALCONY_POOL_MAX_WORKERS;
     pthread_mutex_lock(&pool.lock);
-    pool.start_generation = atomic_load(&pool.generation);
+    pool.start_ticket = atomic_load(&pool.ticket);
     while (pool.workers < count) {
         pthread_t thread;
         pthread_attr_t attributes;
@@ -129,12 +139,17 @@ int balcony_pool_run(int threads, balcony_task_fn fn, void *context) {
         pthread_mutex_unlock(&pool.busy);
         return 0;
     }
-    atomic_store_explicit(&pool.fn, fn, memory_order_relaxed);
-    atomic_store_explicit(&pool.context, context, memory_order_relaxed);
-    atomic_store_explicit(&pool.active, threads, memory_order_relaxed);
+    // Safe to overwrite: the previous job's participants have all finished with them (its
+    // caller waited for pending to reach 0), and non-participants never read them.
+    pool.fn = fn;
+    pool.context = context;
     atomic_store_explicit(&pool.pending, threads - 1, memory_order_relaxed);
-    // Publishes fn, context, active and pending to the workers that see the new generation.
-    atomic_fetch_add(&pool.generation, 1);
+    // Publishes fn, context and pending to the participants, which read them after acquiring the
+    // new ticket. The sequence part only grows, so a ticket never repeats while a worker waits.
+    balcony_pool_test_hook hook = atomic_load_explicit(&pool.test_hook, memory_order_relaxed);
+    if (hook) hook(BALCONY_POOL_CALLER_POSTING, 0);
+    const unsigned long sequence = (atomic_load_explicit(&pool.ticket, memory_order_relaxed) >> ACTIVE_BITS) + 1;
+    atomic_store_explicit(&pool.ticket, (sequence << ACTIVE_BITS) | (unsigned long)threads, memory_order_release);
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.lock);
         pthread_cond_broadcast(&pool.wake);
@@ -149,6 +164,10 @@ int balcony_pool_run(int threads, balcony_task_fn fn, void *context) {
     }
     pthread_mutex_unlock(&pool.busy);
     return 1;
+}
+
+void balcony_pool_set_test_hook(balcony_pool_test_hook hook) {
+    atomic_store_explicit(&pool.test_hook, hook, memory_order_relaxed);
 }
 
 void balcony_pool_park(void) { atomic_fetch_add_explicit(&pool.parks, 1, memory_order_relaxed); }

@@ -7,8 +7,9 @@ struct TrainCommand: AsyncParsableCommand {
         commandName: "train",
         abstract: "Train balconies on a frozen model by self-distillation.",
         discussion: """
-        Writes OUT/balconies.safetensors (the balconies, in the authors' Hugging Face layout), OUT/checkpoint.safetensors
-        (everything --resume needs: balconies, optimizer state, data position), and OUT/metrics.jsonl (one JSON object per
+        Writes OUT/balconies.safetensors (the balconies, in the authors' Hugging Face layout), OUT/training-state.safetensors
+        (everything --resume needs: balconies, optimizer state, data position; runs of earlier versions wrote it as
+        checkpoint.safetensors, which --resume still reads), and OUT/metrics.jsonl (one JSON object per
         logged step: step, tokens, lr, loss, kl by exit, tokens_per_s). Line 0 holds the KL of the initialized balconies
         on the first batch. Small models want larger learning rates than the authors' 5e-4 for 1B-8B models: 3e-3 works
         for stories260K (docs/training.md).
@@ -72,10 +73,15 @@ struct TrainCommand: AsyncParsableCommand {
                 throw TrainingError.invalidSetting("--seq-len \(seq) is beyond the model's context of \(c.contextLength) tokens")
             }
             let outDir = URL(fileURLWithPath: out)
-            let checkpointURL = outDir.appendingPathComponent("checkpoint.safetensors")
+            let checkpointURL = outDir.appendingPathComponent(TrainingStateFile.fileName)
+            // Earlier versions wrote the training state under this name; --resume reads it, and the
+            // run's saves then go to the name above.
+            let legacyURL = outDir.appendingPathComponent(TrainingStateFile.legacyFileName)
             let balconyURL = outDir.appendingPathComponent(BalconyFile.fileName)
             let metricsURL = outDir.appendingPathComponent("metrics.jsonl")
-            let exists = FileManager.default.fileExists(atPath: checkpointURL.path)
+            let fm = FileManager.default
+            let stateURL = fm.fileExists(atPath: checkpointURL.path) || !fm.fileExists(atPath: legacyURL.path) ? checkpointURL : legacyURL
+            let exists = fm.fileExists(atPath: stateURL.path)
             if resume && !exists { throw TrainingError.invalidSetting("--resume: \(checkpointURL.path) does not exist; start without --resume") }
             if !resume && exists {
                 throw TrainingError.invalidSetting("\(out) already holds a training run; pass --resume to continue it, or choose another --out")
@@ -93,9 +99,12 @@ struct TrainCommand: AsyncParsableCommand {
             }
             let trainer: BalconyTrainer
             if resume {
-                let ckpt = try TrainingStateFile.read(from: checkpointURL, config: c, fingerprint: fingerprint, resuming: config,
+                let ckpt = try TrainingStateFile.read(from: stateURL, config: c, fingerprint: fingerprint, resuming: config,
                                                       dataDigest: trainingData.digest)
                 trainer = try BalconyTrainer(model: rt.model, data: trainingData, resuming: ckpt)
+                // The state and the balcony file are two writes; a crash between them leaves the
+                // balconies a save behind (or missing). The state is the truth: rewrite them from it.
+                try TrainingStateFile.syncBalconies(ckpt, config: c, to: balconyURL)
                 printError("resuming at step \(trainer.step) of \(totalSteps)")
             } else {
                 let initial = try exitList.map { k in
@@ -105,7 +114,7 @@ struct TrainCommand: AsyncParsableCommand {
                 trainer = try BalconyTrainer(model: rt.model, configuration: config, data: trainingData, balconies: initial, fingerprint: fingerprint)
             }
             try FileManager.default.createDirectory(at: outDir, withIntermediateDirectories: true)
-            let metrics = try MetricsLog(url: metricsURL, keepingStepsUpTo: resume ? trainer.step : nil)
+            let metrics = try TrainingMetricsLog(url: metricsURL, keepingStepsUpTo: resume ? trainer.step : nil)
             let modelName = URL(fileURLWithPath: rt.path).lastPathComponent
             printError(String(format: "training exits %@ of %d layers on %d tokens (%d sequences of %d, %d held out); %d steps of %d x %d tokens",
                               exitList.map(String.init).joined(separator: ","), c.layerCount, trainingData.tokenCount,
@@ -158,41 +167,6 @@ struct TrainCommand: AsyncParsableCommand {
         }
         return out
     }
-}
-
-/// `metrics.jsonl`: one JSON object per logged step, appended and flushed as training goes; a
-/// resumed run first drops lines past the checkpoint so no step appears twice.
-final class MetricsLog {
-    let url: URL
-    private let handle: FileHandle
-
-    init(url: URL, keepingStepsUpTo: Int?) throws {
-        self.url = url
-        let fm = FileManager.default
-        if let keep = keepingStepsUpTo, let text = try? String(contentsOf: url, encoding: .utf8) {
-            let kept = text.split(separator: "\n").filter { line in
-                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let step = obj["step"] as? Int else { return false }
-                return step <= keep
-            }
-            try AtomicFileWriter.write(Data((kept.joined(separator: "\n") + (kept.isEmpty ? "" : "\n")).utf8), to: url)
-        } else {
-            _ = fm.createFile(atPath: url.path, contents: Data())
-        }
-        guard let h = FileHandle(forWritingAtPath: url.path) else { throw ModelFileError.writeFailed(url.path, "cannot open for appending") }
-        handle = h
-        handle.seekToEndOfFile()
-    }
-
-    func append(_ report: TrainingStepReport) throws {
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        var data = try enc.encode(report)
-        data.append(0x0A)
-        handle.write(data)
-    }
-
-    deinit { try? handle.close() }
 }
 
 /// The training progress: a live line on a terminal (step, loss per exit, tokens/s, time left),

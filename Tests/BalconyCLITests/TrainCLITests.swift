@@ -16,7 +16,7 @@ import Testing
     @Test func trainWritesBalconiesCheckpointAndMetrics() throws {
         let (dir, r) = Self.run
         #expect(r.status == 0, "\(r.stderr)")
-        for f in ["balconies.safetensors", "checkpoint.safetensors", "metrics.jsonl"] {
+        for f in ["balconies.safetensors", "training-state.safetensors", "metrics.jsonl"] {
             #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path), "\(f)")
         }
         let lines = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")

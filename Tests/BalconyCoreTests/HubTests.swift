@@ -75,6 +75,24 @@ import Testing
         try expectContents(snapshot, ["model.safetensors"])
     }
 
+    /// A blob of the listed size is not trusted on its size: it is re-hashed before it is linked,
+    /// and a damaged one is downloaded again (issue 16, defect 6).
+    @Test func cachedBlobOfTheRightSizeButWrongContentsIsDownloadedAgain() async throws {
+        let hub = try FakeHub()
+        defer { hub.stop() }
+        let snapshot = try await hub.client().download(repo: FakeHub.repo)
+        let link = snapshot.appendingPathComponent("model.safetensors")
+        let blob = hub.repoCache.appendingPathComponent("blobs/" + FakeHub.sha256("model.safetensors"))
+        var damaged = FakeHub.files["model.safetensors"]!
+        damaged[damaged.count / 2] ^= 0xFF
+        try Data(damaged).write(to: blob)
+        try FileManager.default.removeItem(at: link)
+        try hub.clearLog()
+        _ = try await hub.client().download(repo: FakeHub.repo)
+        #expect(hub.contentRequests().count == 1, "\(hub.contentRequests())")
+        try expectContents(snapshot, ["model.safetensors"])
+    }
+
     @Test func resumesAfterDroppedConnection() async throws {
         let hub = try FakeHub(flags: ["--drop-after", "model.safetensors:300000"])
         defer { hub.stop() }

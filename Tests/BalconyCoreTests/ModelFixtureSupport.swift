@@ -126,6 +126,8 @@ func expectModelFileError(_ mentions: [String] = [], sourceLocation: SourceLocat
 struct GGUFBuilder {
     enum Value {
         case u32(UInt32), f32(Float), string(String)
+        /// Any value: its GGUF type code and encoded bytes, written as given (hostile files).
+        case raw(type: UInt32, bytes: [UInt8])
     }
 
     struct Tensor {
@@ -200,6 +202,7 @@ struct GGUFBuilder {
             case let .u32(v): u32(4); u32(v)
             case let .f32(v): u32(6); u32(v.bitPattern)
             case let .string(s): u32(8); string(s)
+            case let .raw(type, bytes): u32(type); out += bytes
             }
         }
         var offset = 0

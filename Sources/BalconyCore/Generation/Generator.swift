@@ -105,6 +105,7 @@ public struct Generator {
         stats.prefillSeconds = Date().timeIntervalSince(t0)
         t0 = Date()
         while true {
+            if let why = Sampler.problem(with: logits) { throw GenerationError.badLogits(position: session.filled(), why) }
             let next = sampler.sample(logits)
             if parameters.stopAtEOS && tokenizer.eosTokenIds.contains(next) { break }
             out.append(next)

@@ -1,7 +1,12 @@
 import Foundation
 
-/// Sampling settings. `temperature == 0` is greedy (argmax).
+/// Sampling settings. A temperature below `greedyBelow` (0 included) is greedy (argmax).
 public struct SamplingParameters: Sendable, Equatable {
+    /// Temperatures below this sample greedily. Dividing logits by a smaller one overflows Float
+    /// for ordinary logits (1e-45 turns every probability into NaN), and at 1e-3 a logit gap of
+    /// 0.1 already gives odds of e^100: the draw is argmax in all but name.
+    public static let greedyBelow: Float = 1e-3
+
     public var temperature: Float
     /// Keep only the k most likely tokens (0 = off).
     public var topK: Int
@@ -17,6 +22,9 @@ public struct SamplingParameters: Sendable, Equatable {
     }
 
     public static let greedy = SamplingParameters(temperature: 0)
+
+    /// Whether the sampler takes the argmax (see `greedyBelow`).
+    public var isGreedy: Bool { !(temperature >= Self.greedyBelow) }
 
     public func validate() throws {
         guard temperature >= 0, temperature.isFinite else { throw GenerationError.invalidParameter("temperature must be >= 0, got \(temperature)") }
@@ -53,33 +61,73 @@ public struct Sampler: Sendable {
         rng = XorShiftRNG(seed: parameters.seed)
     }
 
+    /// The index of the largest logit. NaN logits are never chosen (a NaN compares false, so it
+    /// never beats the running best); when no logit is a number, index 0.
     public static func argmax(_ logits: UnsafeBufferPointer<Float>) -> Int {
-        var best = 0
+        var best = -1
         var bestValue = -Float.infinity
-        for i in 0..<logits.count where logits[i] > bestValue {
+        for i in 0..<logits.count where logits[i] > bestValue || (best < 0 && logits[i] == bestValue) {
             bestValue = logits[i]
             best = i
         }
-        return best
+        return max(best, 0)
+    }
+
+    /// Why `logits` cannot be sampled from, or nil when they can: a model that produces NaN or
+    /// +infinity (damaged weights, an overflow) has stopped computing anything meaningful, and
+    /// sampling from the rest would emit plausible-looking garbage. Generation loops check this
+    /// and throw instead of emitting a token.
+    public static func problem(with logits: [Float]) -> String? {
+        var nan = 0, posInf = 0, firstBad = -1, usable = 0
+        for (i, v) in logits.enumerated() {
+            if v.isNaN { nan += 1 } else if v == .infinity { posInf += 1 } else if v > -.infinity { usable += 1; continue } else { continue }
+            if firstBad < 0 { firstBad = i }
+        }
+        if nan > 0 || posInf > 0 {
+            return "the model produced \(nan) NaN and \(posInf) infinite logits (first at token id \(firstBad)) out of \(logits.count); its weights are damaged or overflow"
+        }
+        if usable == 0 { return "every one of the model's \(logits.count) logits is -infinity; no token can be chosen" }
+        return nil
     }
 
     /// Probabilities the sampler draws from (after temperature, top-k and top-p), for speculative
-    /// decoding's acceptance rule. Greedy gives a one-hot distribution.
+    /// decoding's acceptance rule. Greedy gives a one-hot distribution. Always a distribution
+    /// (finite, non-negative, summing to 1), whatever the logits: NaN counts as -infinity, and
+    /// +infinity (or a logit that overflows when divided by the temperature) shares all the
+    /// probability with the other infinite ones.
     public func distribution(_ logits: [Float]) -> [Float] {
         let n = logits.count
         var p = [Float](repeating: 0, count: n)
-        if parameters.temperature == 0 {
+        guard n > 0 else { return p }
+        if parameters.isGreedy {
             p[logits.withUnsafeBufferPointer { Self.argmax($0) }] = 1
             return p
         }
         let inv = 1 / parameters.temperature
-        for i in 0..<n { p[i] = logits[i] * inv }
-        p.withUnsafeMutableBufferPointer { Kernels.softmax($0.baseAddress!, n) }
+        var m = -Float.infinity
+        for i in 0..<n {
+            let x = logits[i].isNaN ? -Float.infinity : logits[i] * inv
+            p[i] = x
+            if x > m { m = x }
+        }
+        if m == .infinity {
+            let infinite = Float(p.reduce(0) { $0 + ($1 == .infinity ? 1 : 0) })
+            for i in 0..<n { p[i] = p[i] == .infinity ? 1 / infinite : 0 }
+        } else if m == -.infinity {
+            // Nothing usable (the generation loops report this as an error first); still a distribution.
+            p = [Float](repeating: 0, count: n)
+            p[0] = 1
+            return p
+        } else {
+            // Finite maximum: the usual softmax (exp of -infinity is 0 for the NaN entries).
+            p.withUnsafeMutableBufferPointer { Kernels.softmax($0.baseAddress!, n) }
+        }
         let keep = candidates(p)
         if keep.count < n {
             var q = [Float](repeating: 0, count: n)
             var s: Float = 0
             for i in keep { q[i] = p[i]; s += p[i] }
+            // keep starts with the most likely token, whose probability is at least 1/n > 0.
             for i in keep { q[i] /= s }
             return q
         }
@@ -95,14 +143,17 @@ public struct Sampler: Sendable {
         var idx: [Int]
         if useP && !useK {
             // llama2.c prunes tokens that cannot be in the nucleus before sorting.
-            let cutoff = (1 - parameters.topP) / Float(n - 1)
+            let cutoff = n > 1 ? (1 - parameters.topP) / Float(n - 1) : 0
             idx = (0..<n).filter { probs[$0] >= cutoff }
+            // The most likely token always reaches the cutoff (its probability is at least 1/n),
+            // but keep the list non-empty whatever rounding does.
+            if idx.isEmpty { idx = Array(0..<n) }
         } else {
             idx = Array(0..<n)
         }
         idx.sort { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && $0 < $1) }
         if useK { idx = Array(idx.prefix(parameters.topK)) }
-        if useP {
+        if useP && !idx.isEmpty {
             var cum: Float = 0
             var last = idx.count - 1
             for (j, i) in idx.enumerated() {
@@ -116,7 +167,7 @@ public struct Sampler: Sendable {
 
     /// Draws the next token.
     public mutating func sample(_ logits: [Float]) -> Int {
-        if parameters.temperature == 0 {
+        if parameters.isGreedy {
             return logits.withUnsafeBufferPointer { Self.argmax($0) }
         }
         let p = distribution(logits)
@@ -144,12 +195,15 @@ public struct Sampler: Sendable {
 public enum GenerationError: LocalizedError, Equatable {
     case invalidParameter(String)
     case promptTooLong(tokens: Int, context: Int)
+    case badLogits(position: Int, String)
 
     public var errorDescription: String? {
         switch self {
         case let .invalidParameter(why): return "invalid generation setting: \(why)"
         case let .promptTooLong(tokens, context):
             return "the prompt has \(tokens) tokens but the model's context holds \(context); shorten the prompt"
+        case let .badLogits(position, why):
+            return "cannot sample at position \(position): \(why); the model file may be damaged (compare it with a fresh download)"
         }
     }
 }

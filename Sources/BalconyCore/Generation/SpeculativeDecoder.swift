@@ -53,7 +53,7 @@ public struct SpeculativeDecoder {
         let cache = model.makeCache(capacity: capacity)
         var sampler = Sampler(parameters.sampling)
         var decoder = StreamingDecoder(tokenizer: tokenizer, previous: prompt.last)
-        let greedy = parameters.sampling.temperature == 0
+        let greedy = parameters.sampling.isGreedy
         let vocab = model.config.vocabSize
         var t0 = Date()
         // Everything but the last prompt token goes through the full model; the last one is the
@@ -79,6 +79,7 @@ public struct SpeculativeDecoder {
                 // No room left to draft: one plain full-model step.
                 guard cache.count < cache.capacity else { break }
                 let logits = try model.forward([pending], cache: cache, exit: .full)
+                if let why = Sampler.problem(with: logits) { throw GenerationError.badLogits(position: cache.count, why) }
                 let next = sampler.sample(logits)
                 if try !commit(next) { break }
                 pending = next

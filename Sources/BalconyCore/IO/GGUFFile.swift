@@ -125,7 +125,7 @@ public final class GGUFFile: @unchecked Sendable {
         for _ in 0..<kvCount {
             let key = try Self.readString(&r, path)
             let type = try r.read(UInt32.self)
-            metadata[key] = try Self.readValue(&r, type: type, path: path)
+            metadata[key] = try Self.readValue(&r, type: type, key: key, depth: 0, path: path)
         }
         self.metadata = metadata
         let alignment = metadata["general.alignment"]?.intValue ?? 32
@@ -155,19 +155,27 @@ public final class GGUFFile: @unchecked Sendable {
         for (name, shape, typeCode, rel) in infos {
             let type = GGMLType(rawValue: typeCode)
             var byteCount: Int? = nil
-            let count = shape.reduce(1, *)
+            // Each dimension is bounded above, but eight of them multiply past Int.max, and a
+            // wrapped count (a [2^31, 2^31] F32 tensor "holds" 0 bytes) would pass the size check.
+            guard let count = CheckedSize.product(shape) else {
+                throw ModelFileError.corrupt(path, "tensor '\(name)' has shape \(shape), more values than a file can hold")
+            }
             if let layout = type?.blockLayout {
                 guard count % layout.values == 0 else {
                     throw ModelFileError.corrupt(path, "tensor '\(name)' has \(count) values, not a whole number of \(type!.name) blocks")
                 }
-                byteCount = count / layout.values * layout.bytes
+                guard let n = CheckedSize.product(count / layout.values, layout.bytes) else {
+                    throw ModelFileError.corrupt(path, "tensor '\(name)' of shape \(shape) and type \(type!.name) has a byte count beyond any file")
+                }
+                byteCount = n
             }
-            guard rel <= UInt64(file.count) else {
-                throw ModelFileError.truncated(path, needed: dataStart + Int(clamping: rel), have: file.count)
+            guard rel <= UInt64(file.count), CheckedSize.fits(0, at: dataStart + Int(rel), in: file.count) else {
+                throw ModelFileError.truncated(path, needed: dataStart &+ Int(clamping: rel), have: file.count)
             }
             let offset = dataStart + Int(rel)
-            if let n = byteCount, offset + n > file.count {
-                throw ModelFileError.truncated(path, needed: offset + n, have: file.count)
+            if let n = byteCount, !CheckedSize.fits(n, at: offset, in: file.count) {
+                throw ModelFileError.truncated("\(path) (tensor '\(name)', \(n) bytes at offset \(offset))",
+                                               needed: CheckedSize.sum(offset, n) ?? Int.max, have: file.count)
             }
             let info = GGUFTensorInfo(name: name, shape: shape, typeCode: typeCode, type: type, offset: offset, byteCount: byteCount)
             tensors.append(info)
@@ -191,7 +199,25 @@ public final class GGUFFile: @unchecked Sendable {
         return try r.readString(length: Int(n))
     }
 
-    private static func readValue(_ r: inout ByteReader, type: UInt32, path: String) throws -> GGUFValue {
+    /// Arrays nested deeper than this are refused. GGUF files in use nest none (the tokenizer's
+    /// lists are flat); reading each level recurses, so an unbounded depth lets a small file
+    /// exhaust the stack.
+    static let maxArrayDepth = 4
+
+    /// The fewest bytes a value of `type` takes in the file, to bound an array's claimed count by
+    /// the bytes left before allocating or looping.
+    private static func minimumSize(of type: UInt32) -> Int {
+        switch type {
+        case 0, 1, 7: return 1
+        case 2, 3: return 2
+        case 4, 5, 6: return 4
+        case 8, 10, 11, 12: return 8  // a string is at least its 8-byte length
+        case 9: return 12  // element type + count
+        default: return 1  // unknown: reading the first element throws
+        }
+    }
+
+    private static func readValue(_ r: inout ByteReader, type: UInt32, key: String, depth: Int, path: String) throws -> GGUFValue {
         switch type {
         case 0: return .uint(UInt64(try r.read(UInt8.self)))
         case 1: return .int(Int64(try r.read(Int8.self)))
@@ -203,19 +229,27 @@ public final class GGUFFile: @unchecked Sendable {
         case 7: return .bool(try r.read(UInt8.self) != 0)
         case 8: return .string(try readString(&r, path))
         case 9:
+            guard depth < maxArrayDepth else {
+                throw ModelFileError.corrupt(path, "metadata '\(key)' nests arrays more than \(maxArrayDepth) deep; the file is damaged or was made to crash readers")
+            }
             let elementType = try r.read(UInt32.self)
             let count = try r.read(UInt64.self)
-            guard count <= UInt64(r.remaining) else {
-                throw ModelFileError.truncated(path, needed: r.offset + Int(clamping: count), have: r.bytes.count)
+            let room = r.remaining / minimumSize(of: elementType)
+            guard count <= UInt64(room) else {
+                // Most often a cut-off download; report it as truncation, naming the key.
+                throw ModelFileError.truncated("\(path) (metadata '\(key)', an array of \(count) elements)",
+                                               needed: CheckedSize.sum(r.offset, CheckedSize.product(Int(clamping: count), minimumSize(of: elementType)) ?? Int.max) ?? Int.max,
+                                               have: r.bytes.count)
             }
+            // No reserveCapacity(count): a value takes more memory than its bytes in the file,
+            // so the claimed count would still let a small file ask for a large allocation.
             var values: [GGUFValue] = []
-            values.reserveCapacity(Int(count))
-            for _ in 0..<count { values.append(try readValue(&r, type: elementType, path: path)) }
+            for _ in 0..<count { values.append(try readValue(&r, type: elementType, key: key, depth: depth + 1, path: path)) }
             return .array(values)
         case 10: return .uint(try r.read(UInt64.self))
         case 11: return .int(try r.read(Int64.self))
         case 12: return .float(try r.readDouble())
-        default: throw ModelFileError.corrupt(path, "unknown metadata value type \(type)")
+        default: throw ModelFileError.corrupt(path, "metadata '\(key)' has unknown value type \(type)")
         }
     }
 }

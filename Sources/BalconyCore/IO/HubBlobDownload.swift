@@ -154,10 +154,19 @@ private final class BlobWriter: HubBodySink {
         hasher = hashing ? SHA256() : nil
     }
 
+    /// Flushes the bytes to the disk and closes. The flush comes before the rename to the blob's
+    /// final name: without it a crash can leave a blob under its final name whose contents never
+    /// reached the disk, and a blob there is taken as complete.
     func close() throws {
         guard !closed else { return }
         closed = true
-        try disk { try handle.close() }
+        try disk {
+            do { try handle.synchronize() } catch {
+                try? handle.close()
+                throw error
+            }
+            try handle.close()
+        }
     }
 
     func receive(_ response: HTTPURLResponse) throws {

@@ -82,6 +82,20 @@ struct HubCache: Sendable {
     // MARK: - Blobs
 
     /// Moves a verified download into place under its final blob name.
+    /// Whether `blobs/ETAG` is there with `size` bytes and, when `sha256` is known, that digest.
+    /// A blob found in the cache (left by another revision, another process, or a crash) is
+    /// re-hashed before it is linked: its size alone says nothing about a flipped or zeroed block.
+    func blobIsIntact(_ etag: String, size: Int64, sha256: String?) -> Bool {
+        let url = blob(etag)
+        guard Self.fileSize(url) == size else { return false }
+        guard let sha256 else { return true }
+        if size == 0 { return SHA256().finalize().hex == sha256.lowercased() }
+        guard let mapped = try? MappedFile(url: url) else { return false }
+        var h = SHA256()
+        h.update(mapped.bytes)
+        return h.finalize().hex == sha256.lowercased()
+    }
+
     func commitBlob(_ etag: String) throws {
         try rename(incompleteBlob(etag), to: blob(etag))
     }

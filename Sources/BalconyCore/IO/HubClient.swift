@@ -154,10 +154,11 @@ public struct HubClient: Sendable {
         // For LFS files the ETag is the SHA-256, so a listing without it can still be checked.
         let sha256 = file.sha256 ?? (Self.isSHA256(metadata.etag) ? metadata.etag : nil)
         let blob = cache.blob(metadata.etag)
-        if HubCache.fileSize(blob) != size {
+        if !cache.blobIsIntact(metadata.etag, size: size, sha256: sha256) {
             try await cache.withBlobLock(metadata.etag) {
                 // Another process may have finished it while we waited for the lock.
-                guard HubCache.fileSize(blob) != size else { return }
+                guard !cache.blobIsIntact(metadata.etag, size: size, sha256: sha256) else { return }
+                cache.removeFile(blob)
                 var content = request(metadata.location)
                 content.setValue("identity", forHTTPHeaderField: "Accept-Encoding")  // byte offsets must be the file's
                 try await HubBlobDownload(

@@ -80,8 +80,9 @@ public enum Llama2cCheckpoint {
         var offset: Int
 
         mutating func take(_ count: Int) throws -> UnsafeRawBufferPointer {
-            let n = count * 4
-            guard offset + n <= file.count else { throw ModelFileError.truncated(path, needed: offset + n, have: file.count) }
+            guard let n = CheckedSize.product(count, 4), CheckedSize.fits(n, at: offset, in: file.count) else {
+                throw ModelFileError.truncated(path, needed: CheckedSize.sum(offset, CheckedSize.product(count, 4) ?? Int.max) ?? Int.max, have: file.count)
+            }
             defer { offset += n }
             return UnsafeRawBufferPointer(rebasing: file.bytes[offset..<(offset + n)])
         }
@@ -98,7 +99,13 @@ public enum Llama2cCheckpoint {
     private static func loadFloat(_ file: MappedFile, _ h: Header, _ c: LlamaConfig, _ path: String) throws -> ModelWeights {
         let L = c.layerCount, dim = c.dim, hidden = c.hiddenDim, q = c.qDim, kv = c.kvDim
         // v0 also stores RoPE's cos/sin tables (seq_len x head_size/2, twice), which we recompute.
-        let expected = h.dataOffset + 4 * (c.parameterCount + (h.version == 0 ? c.contextLength * c.headDim : 0))
+        // Checked: the sizes come from the header (validate bounds them; this keeps the sum honest too).
+        guard let parameters = c.checkedParameterCount(),
+              let ropeTables = CheckedSize.product(h.version == 0 ? c.contextLength : 0, c.headDim),
+              let floats = CheckedSize.sum(parameters, ropeTables), let bytes = CheckedSize.product(4, floats),
+              let expected = CheckedSize.sum(h.dataOffset, bytes) else {
+            throw ModelFileError.corrupt(path, "the header's sizes \([h.dim, h.hidden, h.layers, h.heads, h.kvHeads, h.vocab, h.seqLen]) describe more bytes than a file can hold")
+        }
         if file.count < expected { throw ModelFileError.truncated(path, needed: expected, have: file.count) }
         if file.count > expected {
             throw ModelFileError.corrupt(path, "the header describes \(expected) bytes but the file has \(file.count); header and weights disagree")
@@ -159,9 +166,13 @@ public enum Llama2cCheckpoint {
         for (r, k) in shapes where (r * k) % gs != 0 {
             throw ModelFileError.corrupt(path, "a \(r)x\(k) tensor is not a whole number of Q8 groups of \(gs)")
         }
-        let normFloats = (2 * L + 1) * dim
-        let totalValues = shapes.reduce(0) { $0 + $1.0 * $1.1 }
-        let expected = h.dataOffset + normFloats * 4 + totalValues + totalValues / gs * 4
+        var totalValues: Int? = 0
+        for (r, k) in shapes { totalValues = totalValues.flatMap { CheckedSize.sum($0, CheckedSize.product(r, k) ?? -1) } }
+        guard let totalValues, let normBytes = CheckedSize.product(2 * L + 1, dim, 4),
+              let scaleBytes = CheckedSize.product(totalValues / gs, 4),
+              let expected = CheckedSize.sum(h.dataOffset, normBytes, totalValues, scaleBytes) else {
+            throw ModelFileError.corrupt(path, "the header's sizes \([h.dim, h.hidden, h.layers, h.heads, h.kvHeads, h.vocab, h.seqLen]) describe more bytes than a file can hold")
+        }
         if file.count < expected { throw ModelFileError.truncated(path, needed: expected, have: file.count) }
         if file.count > expected {
             throw ModelFileError.corrupt(path, "the header describes \(expected) bytes but the file has \(file.count); header and weights disagree")

@@ -58,7 +58,8 @@ public struct ByteReader {
 
     public mutating func require(_ n: Int) throws {
         guard n >= 0, offset <= bytes.count, n <= bytes.count - offset else {
-            throw ModelFileError.truncated(context, needed: offset + max(n, 0), have: bytes.count)
+            let (needed, overflow) = offset.addingReportingOverflow(max(n, 0))
+            throw ModelFileError.truncated(context, needed: overflow ? Int.max : needed, have: bytes.count)
         }
     }
 

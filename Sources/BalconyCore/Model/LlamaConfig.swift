@@ -88,21 +88,62 @@ public struct LlamaConfig: Codable, Sendable, Equatable {
         vocabSize * dim * (tiedEmbeddings ? 1 : 2) + layerCount * parametersPerLayer + dim
     }
 
+    /// The largest value each size may take. Generous multiples of the largest released LLaMA-family
+    /// models (dim 16384, FFN 53248, 126 layers, 128 heads, head size 256, vocabularies of 256K,
+    /// contexts of 1M), small enough that no product of them overflows `Int`. Files come from
+    /// anywhere, and the release build does not check arithmetic, so every size is bounded here
+    /// and every product is computed with overflow checks before anything is allocated from it.
+    public static let limits: [(field: String, max: Int)] = [
+        ("dim", 1 << 17), ("hidden_dim", 1 << 20), ("layers", 4096), ("heads", 4096), ("kv_heads", 4096),
+        ("head_dim", 1 << 14), ("vocab_size", 1 << 24), ("context_length", 1 << 24),
+    ]
+
     /// Checks that the numbers describe a model Balcony can run; throws a message naming the bad field.
     public func validate(source: String) throws {
         func bad(_ why: String) -> ModelFileError { .corrupt(source, why) }
         guard dim > 0, hiddenDim > 0, layerCount > 0, headCount > 0, kvHeadCount > 0, vocabSize > 0, contextLength > 0 else {
             throw bad("configuration has a non-positive size (dim \(dim), hidden \(hiddenDim), layers \(layerCount), heads \(headCount), kv heads \(kvHeadCount), vocab \(vocabSize), context \(contextLength))")
         }
+        let values = [dim, hiddenDim, layerCount, headCount, kvHeadCount, headDim, vocabSize, contextLength]
+        for ((field, limit), value) in zip(Self.limits, values) where value > limit {
+            throw bad("\(field) \(value) is beyond the largest Balcony accepts (\(limit)); the file's header or config is damaged or not a LLaMA-family model")
+        }
         guard headCount % kvHeadCount == 0 else {
             throw bad("\(headCount) attention heads are not a multiple of \(kvHeadCount) key/value heads")
         }
         guard headDim > 0, headDim % 2 == 0 else { throw bad("head size \(headDim) must be even and positive") }
-        guard normEps > 0, ropeTheta > 0 else { throw bad("norm eps and rope theta must be positive") }
+        guard normEps > 0, normEps.isFinite, ropeTheta > 0, ropeTheta.isFinite else { throw bad("norm eps and rope theta must be positive and finite") }
+        // The bounds above keep these far from Int.max, but the products are what buffers are
+        // sized from, so check them as products.
+        guard let q = CheckedSize.product(headCount, headDim), let kv = CheckedSize.product(kvHeadCount, headDim) else {
+            throw bad("heads x head size overflows (\(headCount) x \(headDim), \(kvHeadCount) x \(headDim))")
+        }
+        guard q <= 1 << 20 else {
+            throw bad("attention width \(headCount) heads x \(headDim) = \(q) is beyond the largest Balcony accepts (\(1 << 20))")
+        }
+        // K and V of every layer at the full context, in float32: what a full-context cache holds.
+        guard CheckedSize.product(2, layerCount, contextLength, kv, 4) != nil else {
+            throw bad("a key/value cache for context_length \(contextLength) (\(layerCount) layers x \(kv) values) overflows")
+        }
+        guard checkedParameterCount() != nil else {
+            throw bad("the parameter count overflows (dim \(dim), hidden \(hiddenDim), layers \(layerCount), vocab \(vocabSize))")
+        }
         if let f = ropeFreqFactors {
             guard f.count == headDim / 2 else { throw bad("\(f.count) rope frequency factors for head size \(headDim) (needs \(headDim / 2))") }
             guard f.allSatisfy({ $0.isFinite && $0 > 0 }) else { throw bad("rope frequency factors must be positive and finite") }
         }
+    }
+
+    /// `parameterCount` with every product and sum checked; nil on overflow.
+    func checkedParameterCount() -> Int? {
+        guard let q = CheckedSize.product(headCount, headDim), let kv = CheckedSize.product(kvHeadCount, headDim),
+              let attn = CheckedSize.sum(CheckedSize.product(2, dim, q) ?? -1, CheckedSize.product(2, dim, kv) ?? -1,
+                                         attentionBias ? (CheckedSize.sum(q, CheckedSize.product(2, kv) ?? -1) ?? -1) : 0),
+              let perLayer = CheckedSize.sum(attn, CheckedSize.product(3, dim, hiddenDim) ?? -1, CheckedSize.product(2, dim) ?? -1),
+              let layers = CheckedSize.product(layerCount, perLayer),
+              let embeddings = CheckedSize.product(vocabSize, dim, tiedEmbeddings ? 1 : 2)
+        else { return nil }
+        return CheckedSize.sum(embeddings, layers, dim)
     }
 
     /// RoPE inverse frequencies for one head, with LLaMA-3 scaling when configured

@@ -109,7 +109,7 @@ public struct ByteLevelBPE: Tokenizer {
         self.unknownTokenId = unknownTokenId
         self.addsBOS = addsBOS
         self.byteTokens = byteTokens
-        self.words = PieceTable(wordEntries)
+        self.words = try PieceTable(wordEntries, source: source)
         self.merges = table
         self.addedTokens = added.sorted { $0.bytes.count > $1.bytes.count }
         self.addedAndSpecialTokens = (added + special).sorted { $0.bytes.count > $1.bytes.count }

@@ -15,8 +15,25 @@ struct PieceTable: Sendable {
 
     /// Builds the table. When a key occurs twice the later entry wins (llama.cpp's `token_to_id`
     /// behaves the same way).
-    init<S: Sequence>(_ entries: S) where S.Element == (key: [UInt8], value: Int) {
+    /// The most entries (and key bytes) a table holds: its offsets, lengths, ids and slots are
+    /// `Int32`, and in release builds a conversion that does not fit wraps instead of trapping.
+    static let maxEntries = 1 << 24
+    static let maxKeyBytes = Int(Int32.max)
+
+    /// - Throws: `TokenizerError.corrupt` naming `source` when the vocabulary is beyond the
+    ///   table's `Int32` offsets (a damaged or hostile tokenizer file).
+    init<S: Sequence>(_ entries: S, source: String) throws where S.Element == (key: [UInt8], value: Int) {
         let list = Array(entries)
+        guard list.count <= Self.maxEntries else {
+            throw TokenizerError.corrupt(source, "\(list.count) vocabulary entries; Balcony reads at most \(Self.maxEntries)")
+        }
+        var keyBytes = 0
+        for (key, value) in list {
+            keyBytes += key.count
+            guard keyBytes <= Self.maxKeyBytes, key.count <= Self.maxKeyBytes, value >= 0, value <= Int(Int32.max) else {
+                throw TokenizerError.corrupt(source, "the vocabulary's pieces total more than \(Self.maxKeyBytes) bytes, or an id is outside 0...\(Int32.max)")
+            }
+        }
         var capacity = 16
         while capacity < list.count * 2 { capacity <<= 1 }
         slots = [Int32](repeating: 0, count: capacity)

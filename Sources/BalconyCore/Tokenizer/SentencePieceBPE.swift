@@ -132,7 +132,7 @@ public struct SentencePieceBPE: Tokenizer {
             if merges == nil, types[i] == .control || types[i] == .unknown || types[i] == .byte { return nil }
             return (Array(p.utf8), i)
         }
-        table = PieceTable(entries)
+        table = try PieceTable(entries, source: source)
 
         if let merges {
             var pairTable = PairTable(capacity: merges.count)

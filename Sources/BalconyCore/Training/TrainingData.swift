@@ -73,11 +73,23 @@ public struct TrainingData: Sendable {
         }
         let nonEmpty = documents.filter { !$0.isEmpty }
         guard !nonEmpty.isEmpty else { throw TrainingDataError.noText(files: 0) }
+        // The stream is Int32: an id that does not fit would wrap (release builds check nothing)
+        // and train on a different token than the document holds.
+        let idRange = 0...Int(Int32.max)
+        switch separator {
+        case let .bos(t), let .eos(t):
+            guard idRange.contains(t) else { throw TrainingDataError.invalidSetting("the document separator id \(t) is outside 0...\(Int32.max)") }
+        }
+        for (d, doc) in nonEmpty.enumerated() {
+            if let bad = doc.first(where: { !idRange.contains($0) }) {
+                throw TrainingDataError.invalidSetting("document \(d) holds token id \(bad), outside 0...\(Int32.max); the tokenizer does not match the model")
+            }
+        }
         var stream: [Int32] = []
         stream.reserveCapacity(nonEmpty.reduce(0) { $0 + $1.count + 1 })
         for doc in nonEmpty {
             if case let .bos(t) = separator { stream.append(Int32(t)) }
-            for t in doc { stream.append(Int32(truncatingIfNeeded: t)) }
+            for t in doc { stream.append(Int32(t)) }
             if case let .eos(t) = separator { stream.append(Int32(t)) }
         }
         let count = (stream.count - 1) / sequenceLength

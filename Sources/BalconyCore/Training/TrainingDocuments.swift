@@ -93,16 +93,25 @@ public enum TrainingDocuments {
         return out
     }
 
+    /// The longest document, in UTF-8 bytes, that is tokenized. The tokenizers address a text's
+    /// bytes with `Int32` offsets after normalization, which can triple its size (SentencePiece
+    /// writes each space as the 3-byte "▁"), so 512 MiB stays clear of 2^31.
+    public static let maxDocumentBytes = 512 << 20
+
     /// The documents of one file.
-    /// - Throws: `TrainingDataError` for unreadable or non-UTF-8 files and malformed JSON lines.
-    public static func documents(in url: URL) throws -> [String] {
+    /// - Throws: `TrainingDataError` for unreadable or non-UTF-8 files, malformed JSON lines, and
+    ///   documents longer than `maxDocumentBytes`.
+    public static func documents(in url: URL, maxDocumentBytes: Int = maxDocumentBytes) throws -> [String] {
         let data: Data
         do { data = try Data(contentsOf: url) } catch {
             throw TrainingDataError.cannotRead(url.path, error.localizedDescription)
         }
         guard let text = String(validating: data, as: UTF8.self) else { throw TrainingDataError.notUTF8(url.path) }
-        if url.pathExtension.lowercased() == "jsonl" { return try jsonLinesDocuments(text, path: url.path) }
-        return plainTextDocuments(text)
+        let documents = url.pathExtension.lowercased() == "jsonl" ? try jsonLinesDocuments(text, path: url.path) : plainTextDocuments(text)
+        if let (i, long) = documents.enumerated().first(where: { $0.element.utf8.count > maxDocumentBytes }) {
+            throw TrainingDataError.cannotRead(url.path, "document \(i + 1) is \(long.utf8.count) bytes, more than the \(maxDocumentBytes) Balcony tokenizes at once; split it with \(documentMarker) markers or into JSON Lines")
+        }
+        return documents
     }
 
     /// Pieces of a plain text between `<|endoftext|>` markers, trimmed, empty ones dropped.

@@ -86,6 +86,8 @@ public struct TrainingCheckpoint: Sendable, Equatable {
 public enum TrainingStateFile {
     /// The file name the trainer writes.
     public static let fileName = "training-state.safetensors"
+    /// The name `balcony train` used before: read by `--resume` for runs it started.
+    public static let legacyFileName = "checkpoint.safetensors"
     /// `__metadata__["format"]` of training states.
     public static let format = "balcony-training-state"
     /// The metadata key of the `TrainingState` JSON.
@@ -138,6 +140,23 @@ public enum TrainingStateFile {
         var metadata = try BalconyFile.metadata(exits: exits, info: info, format: format)
         metadata[stateKey] = try stateJSON(c.state)
         try BalconyTensorLayout.write(groups(c), config: config, metadata: metadata, to: url)
+    }
+
+    /// Makes the balcony file at `url` hold `checkpoint`'s balconies, rewriting it when it is
+    /// missing or holds another step. `balcony train` writes the training state first and the
+    /// balcony file second; after a crash between the two writes, a resumed run calls this so
+    /// that the folder is consistent again before it trains on. Returns whether it wrote.
+    @discardableResult
+    public static func syncBalconies(_ checkpoint: TrainingCheckpoint, config: LlamaConfig, to url: URL) throws -> Bool {
+        var info = checkpoint.info
+        info.step = checkpoint.state.step
+        info.tokensSeen = checkpoint.state.tokensSeen
+        if let file = try? SafetensorsFile(url: url), let (existing, _) = try? BalconyFile.parseMetadata(file.metadata, path: url.path),
+           existing.step == info.step, existing.tokensSeen == info.tokensSeen {
+            return false
+        }
+        try BalconyFile.write(checkpoint.balconies, info: info, config: config, to: url)
+        return true
     }
 
     static func stateJSON(_ s: TrainingState) throws -> String {
