@@ -39,7 +39,7 @@ struct TemplateCommand: AsyncParsableCommand {
             }
             let text = try ChatTemplateSource.text(override: chatTemplate, gguf: gguf, folders: folders)
             if text == nil { printError("warning: \(path) has no chat template; using the plain transcript format") }
-            let template = ChatTemplateSource.load(text, tokenizer: tok)
+            let template = ChatTemplateSource.load(text, tokenizer: tok, gguf: gguf, folders: folders)
             writeOut(try template.render(jsonMessages: list, addGenerationPrompt: addGenerationPrompt))
         }
     }

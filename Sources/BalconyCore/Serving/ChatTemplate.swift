@@ -42,11 +42,14 @@ public struct ChatTemplate: Sendable, Equatable {
     }
 
     /// The template for a model: its Jinja source parsed, or the recognized family with a warning
-    /// saying why when it does not parse. `tokenizer` supplies `bos_token` and `eos_token`.
-    public static func load(source: String?, tokenizer: (any Tokenizer)?) -> (template: ChatTemplate, warning: String?) {
+    /// saying why when it does not parse. `bos_token` and `eos_token` are `bosToken`/`eosToken` when
+    /// given (tokenizer_config.json's, which is what transformers passes), else the texts of the
+    /// tokenizer's BOS and (lowest) EOS ids.
+    public static func load(source: String?, tokenizer: (any Tokenizer)?, bosToken: String? = nil,
+                            eosToken: String? = nil) -> (template: ChatTemplate, warning: String?) {
         guard let source else { return (.plain, nil) }
-        let bos = tokenizer.flatMap { t in t.bosTokenId.map { t.piece(for: $0) } } ?? ""
-        let eos = tokenizer.flatMap { t in t.eosTokenIds.min().map { t.piece(for: $0) } } ?? ""
+        let bos = bosToken ?? tokenizer.flatMap { t in t.bosTokenId.map { t.piece(for: $0) } } ?? ""
+        let eos = eosToken ?? tokenizer.flatMap { t in t.eosTokenIds.min().map { t.piece(for: $0) } } ?? ""
         do {
             return (ChatTemplate(jinja: try JinjaTemplate(source), bosToken: bos, eosToken: eos), nil)
         } catch {
@@ -92,6 +95,15 @@ public struct ChatTemplate: Sendable, Equatable {
         let wantsBOS = (jinja == nil && family.wantsBOS) || tokenizer.addsBOS
         if wantsBOS, let b = tokenizer.bosTokenId, ids.first != b { ids.insert(b, at: 0) }
         return ids
+    }
+
+    /// `bos_token` and `eos_token` of a folder's `tokenizer_config.json` (a string or `{"content": ...}`).
+    public static func specialTokens(inDirectory directory: URL) -> (bos: String?, eos: String?) {
+        let url = directory.appendingPathComponent("tokenizer_config.json")
+        guard let data = FileManager.default.contents(atPath: url.path),
+              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return (nil, nil) }
+        func text(_ v: Any?) -> String? { v as? String ?? (v as? [String: Any])?["content"] as? String }
+        return (text(root["bos_token"]), text(root["eos_token"]))
     }
 
     /// The template text a model folder carries: `tokenizer_config.json`'s `chat_template` (a
