@@ -73,16 +73,20 @@ public struct ChatTemplate: Sendable, Equatable {
     }
 
     /// Renders messages given as JSON objects (any fields a template reads, such as `tool_calls`).
-    public func render(jsonMessages: [[String: Any]], addGenerationPrompt: Bool) throws -> String {
+    /// `variables` adds template variables, as `apply_chat_template`'s keyword arguments do
+    /// (`tools`, `documents`, `date_string`); the four standard ones cannot be overridden.
+    public func render(jsonMessages: [[String: Any]], addGenerationPrompt: Bool, variables: [String: Any] = [:]) throws -> String {
         guard let jinja else {
             return family.render(jsonMessages.map { ChatMessage(role: $0["role"] as? String ?? "", content: $0["content"] as? String ?? "") })
         }
-        return try render(jinja, messages: jsonMessages, addGenerationPrompt: addGenerationPrompt)
+        return try render(jinja, messages: jsonMessages, addGenerationPrompt: addGenerationPrompt, variables: variables)
     }
 
-    private func render(_ jinja: JinjaTemplate, messages: [[String: Any]], addGenerationPrompt: Bool) throws -> String {
-        try jinja.render(["messages": messages, "add_generation_prompt": addGenerationPrompt,
-                          "bos_token": bosToken, "eos_token": eosToken])
+    private func render(_ jinja: JinjaTemplate, messages: [[String: Any]], addGenerationPrompt: Bool,
+                        variables: [String: Any] = [:]) throws -> String {
+        let standard: [String: Any] = ["messages": messages, "add_generation_prompt": addGenerationPrompt,
+                                       "bos_token": bosToken, "eos_token": eosToken]
+        return try jinja.render(variables.merging(standard) { _, s in s })
     }
 
     /// Prompt ids for `messages`, ready for generation. The text is encoded with special-token
