@@ -82,6 +82,35 @@ public struct ChatTemplate: Sendable, Equatable {
         return try render(jinja, messages: jsonMessages, addGenerationPrompt: addGenerationPrompt, variables: variables)
     }
 
+    /// Renders a chat given as JSON text: a list of messages, or an object with a `messages` list
+    /// whose other keys become template variables (`tools`, `documents`, ...). Objects keep their
+    /// key order, as Python's `json` does, so `tojson` prints them as transformers would.
+    public func render(chatJSON data: Data, addGenerationPrompt: Bool) throws -> String {
+        var variables: [String: JinjaValue] = [:]
+        let messages: [JinjaValue]
+        switch try JinjaJSONReader.parse(data) {
+        case .list(let list):
+            messages = list
+        case .dict(let d):
+            guard case .list(let list)? = d["messages"] else { throw JinjaError.runtime("the chat has no 'messages' list", line: 0) }
+            messages = list
+            for k in d.keys where k != "messages" { variables[k] = d[k] }
+        default:
+            throw JinjaError.runtime("a chat is a list of messages or an object with a 'messages' list", line: 0)
+        }
+        guard let jinja else {
+            return family.render(messages.map { m in
+                guard case .dict(let d) = m else { return ChatMessage(role: "", content: "") }
+                return ChatMessage(role: d["role"]?.rendered ?? "", content: d["content"]?.rendered ?? "")
+            })
+        }
+        variables["messages"] = .list(messages)
+        variables["add_generation_prompt"] = .bool(addGenerationPrompt)
+        variables["bos_token"] = .string(bosToken)
+        variables["eos_token"] = .string(eosToken)
+        return try jinja.render(values: variables)
+    }
+
     private func render(_ jinja: JinjaTemplate, messages: [[String: Any]], addGenerationPrompt: Bool,
                         variables: [String: Any] = [:]) throws -> String {
         let standard: [String: Any] = ["messages": messages, "add_generation_prompt": addGenerationPrompt,
