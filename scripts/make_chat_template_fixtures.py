@@ -27,6 +27,117 @@ LLAMA3 = r"""{% set loop_messages = messages %}{% for message in loop_messages %
 
 ' }}{% endif %}"""
 
+LLAMA31 = r"""{{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not tools_in_user_message is defined %}
+    {%- set tools_in_user_message = true %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- set date_string = "26 Jul 2024" %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+
+{#- This block extracts the system message, so we can slot it into the right place. #}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+
+{#- System message + builtin tools #}
+{{- "<|start_header_id|>system<|end_header_id|>\n\n" }}
+{%- if builtin_tools is defined or tools is not none %}
+    {{- "Environment: ipython\n" }}
+{%- endif %}
+{%- if builtin_tools is defined %}
+    {{- "Tools: " + builtin_tools | reject('equalto', 'code_interpreter') | join(", ") + "\n\n"}}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\n" }}
+{{- "Today Date: " + date_string + "\n\n" }}
+{%- if tools is not none and not tools_in_user_message %}
+    {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+
+{#- Custom tools are passed in a user message with some extra guidance #}
+{%- if tools_in_user_message and not tools is none %}
+    {#- Extract the first user message so we can plug it in here #}
+    {%- if messages | length != 0 %}
+        {%- set first_user_message = messages[0]['content']|trim %}
+        {%- set messages = messages[1:] %}
+    {%- else %}
+        {{- raise_exception("Cannot put tools in the first user message when there's no first user message!") }}
+{%- endif %}
+    {{- '<|start_header_id|>user<|end_header_id|>\n\n' -}}
+    {{- "Given the following functions, please respond with a JSON for a function call " }}
+    {{- "with its proper arguments that best answers the given prompt.\n\n" }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\n\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\n\n" }}
+    {%- endfor %}
+    {{- first_user_message + "<|eot_id|>"}}
+{%- endif %}
+
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {%- if not message.tool_calls|length == 1 %}
+            {{- raise_exception("This model only supports single tool-calls at once!") }}
+        {%- endif %}
+        {%- set tool_call = message.tool_calls[0].function %}
+        {%- if builtin_tools is defined and tool_call.name in builtin_tools %}
+            {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+            {{- "<|python_tag|>" + tool_call.name + ".call(" }}
+            {%- for arg_name, arg_val in tool_call.arguments | items %}
+                {{- arg_name + '="' + arg_val + '"' }}
+                {%- if not loop.last %}
+                    {{- ", " }}
+                {%- endif %}
+                {%- endfor %}
+            {{- ")" }}
+        {%- else  %}
+            {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}
+            {{- '{"name": "' + tool_call.name + '", ' }}
+            {{- '"parameters": ' }}
+            {{- tool_call.arguments | tojson }}
+            {{- "}" }}
+        {%- endif %}
+        {%- if builtin_tools is defined %}
+            {#- This means we're in ipython mode #}
+            {{- "<|eom_id|>" }}
+        {%- else %}
+            {{- "<|eot_id|>" }}
+        {%- endif %}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\n\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
+{%- endif %}
+"""
+
 MISTRAL_V01 = r"""{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"""
 
 MISTRAL_V03 = r"""{%- if messages[0]['role'] == 'system' %}
@@ -177,6 +288,7 @@ words={{ messages[-1]['content'].split() | length }} parts={{ 'a,b,,c'.split(','
 TEMPLATES = {
     "llama2": (LLAMA2, "<s>", "</s>"),
     "llama3": (LLAMA3, "<|begin_of_text|>", "<|eot_id|>"),
+    "llama3.1": (LLAMA31, "<|begin_of_text|>", "<|eot_id|>"),
     "mistral-v0.1": (MISTRAL_V01, "<s>", "</s>"),
     "mistral-v0.3": (MISTRAL_V03, "<s>", "</s>"),
     "qwen2": (QWEN2, "<|endoftext|>", "<|im_end|>"),
@@ -209,6 +321,19 @@ MESSAGES = [
 ]
 
 
+# Tool schemas as templates receive them (`apply_chat_template(..., tools=TOOLS)`); keys in sorted order,
+# the order Balcony's JSON reader gives them, so that `tojson` output is comparable.
+TOOLS = [
+    {"function": {"description": "Current weather in a city.", "name": "get_weather",
+                  "parameters": {"properties": {"city": {"description": "City name, e.g. Paris", "type": "string"},
+                                                "unit": {"enum": ["c", "f"], "type": "string"}},
+                                 "required": ["city"], "type": "object"}},
+     "type": "function"},
+]
+# Message lists also rendered with TOOLS.
+WITH_TOOLS = [1, 3]
+
+
 def tokenizer(bos: str, eos: str) -> PreTrainedTokenizerFast:
     vocab = {"<unk>": 0, bos: 1, eos: 2}
     t = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
@@ -220,11 +345,14 @@ def main() -> None:
     for name, (template, bos, eos) in TEMPLATES.items():
         tok = tokenizer(bos, eos)
         tok.chat_template = template
-        for mi, messages in enumerate(MESSAGES):
+        runs = [(mi, False) for mi in range(len(MESSAGES))] + [(mi, True) for mi in WITH_TOOLS]
+        for mi, tools in runs:
+            messages = MESSAGES[mi]
             for agp in (False, True):
-                case = {"template": name, "messages": mi, "add_generation_prompt": agp}
+                case = {"template": name, "messages": mi, "tools": tools, "add_generation_prompt": agp}
                 try:
-                    case["expected"] = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=agp)
+                    case["expected"] = tok.apply_chat_template(messages, tools=TOOLS if tools else None, tokenize=False,
+                                                               add_generation_prompt=agp)
                 except Exception as e:  # the template's raise_exception or a Jinja error
                     case["error"] = str(e)
                     case["raised"] = type(e).__name__ == "TemplateError"
@@ -232,6 +360,7 @@ def main() -> None:
     doc = {
         "templates": {n: {"template": t, "bos_token": b, "eos_token": e} for n, (t, b, e) in TEMPLATES.items()},
         "messages": MESSAGES,
+        "tools": TOOLS,
         "cases": cases,
     }
     os.makedirs(os.path.dirname(OUT), exist_ok=True)

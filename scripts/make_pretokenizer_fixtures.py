@@ -11,16 +11,25 @@ Where llama.cpp rewrites a regex for C++'s std::regex (LLaMA 3's `(?i:...)`, tek
 classes) the original regex from the model's tokenizer.json is used: it is what the model was
 trained with. The splits come from `tokenizers` (Oniguruma), never from Balcony.
 
-Usage: pip install tokenizers && python3 scripts/make_pretokenizer_fixtures.py
+It also trains a small byte-level BPE with SmolLM's pre-tokenizer on TinyStories (plus numbers, so
+that digit merges exist to be wrongly applied) and writes it twice, as `bytelevel-smollm/tokenizer.json`
+and as a vocabulary-only `bytelevel-smollm.gguf` with `tokenizer.ggml.pre = smollm` (the way llama.cpp's
+converter writes SmolLM2), with the ids `tokenizers` gives for the strings: `smollm_cases.json`.
+
+Usage: pip install tokenizers gguf && python3 scripts/make_pretokenizer_fixtures.py
 """
 
 import json
 import os
+import random
 
-from tokenizers import Regex, pre_tokenizers
+import gguf
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "Tests", "BalconyCoreTests", "Fixtures", "tokenizers",
-                   "gguf_pretokenizer_splits.json")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = os.path.join(ROOT, "Tests", "BalconyCoreTests", "Fixtures", "tokenizers")
+OUT = os.path.join(FIXTURES, "gguf_pretokenizer_splits.json")
+TRAIN = os.path.join(os.path.dirname(ROOT), "shared", "data", "tinystories", "train.txt")
 
 GPT2 = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
 LLAMA3 = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
@@ -119,7 +128,66 @@ def byte_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(bs, cs)}
 
 
+def train_smollm_like() -> Tokenizer:
+    """A SmolLM-style tokenizer: Digits(individual_digits) + ByteLevel, trained on TinyStories and numbers."""
+    rng = random.Random(15)
+    with open(TRAIN, encoding="utf-8") as f:
+        text = f.read(400_000)
+    numbers = " ".join(str(rng.randrange(10 ** rng.randrange(1, 8))) for _ in range(20_000))
+    tok = Tokenizer(models.BPE())
+    # Trained with GPT-2's splitting alone, so the vocabulary holds merges of digits (" 12", "345")
+    # that only a pre-tokenizer isolating digits keeps from applying; then given SmolLM's.
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=700, min_frequency=2, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    tok.train_from_iterator([text, numbers, "12 345 6789 2024"], trainer)
+    tok.pre_tokenizer = DIGITS_THEN_BYTELEVEL
+    return tok
+
+
+def write_smollm_gguf(tok: Tokenizer, path: str) -> None:
+    """A vocabulary-only GGUF as llama.cpp's converter writes SmolLM2's tokenizer."""
+    j = json.loads(tok.to_str())
+    added = {t["id"]: t for t in j["added_tokens"]}
+    by_id = {i: t for t, i in j["model"]["vocab"].items()} | {i: t["content"] for i, t in added.items()}
+    tokens = [by_id[i] for i in range(len(by_id))]
+    types = [gguf.TokenType.CONTROL if i in added else gguf.TokenType.NORMAL for i in range(len(tokens))]
+    w = gguf.GGUFWriter(path, arch="llama")
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges([f"{a} {b}" if isinstance(a, str) else a for a, b in
+                        ((m if isinstance(m, list) else m.split(" ", 1)) for m in j["model"]["merges"])])
+    w.add_bos_token_id(tok.token_to_id("<|im_start|>"))
+    w.add_eos_token_id(tok.token_to_id("<|im_end|>"))
+    w.add_add_bos_token(False)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def smollm_vocabulary() -> None:
+    tok = train_smollm_like()
+    folder = os.path.join(FIXTURES, "bytelevel-smollm")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(json.loads(tok.to_str()), f, ensure_ascii=False, indent=1)
+        f.write("\n")
+    write_smollm_gguf(tok, os.path.join(FIXTURES, "bytelevel-smollm.gguf"))
+    strings = STRINGS + ["Lily had 3 apples and 12 pears in 2024.", "x 123 4567 89", "Tim ran 100 meters, then 42."]
+    cases = [{"text": s, "ids": tok.encode(s, add_special_tokens=False).ids} for s in strings]
+    with open(os.path.join(FIXTURES, "smollm_cases.json"), "w", encoding="utf-8") as f:
+        json.dump(cases, f, ensure_ascii=True, indent=0)
+        f.write("\n")
+    print(f"{len(cases)} SmolLM-style encodings -> smollm_cases.json")
+
+
 def main() -> None:
+    smollm_vocabulary()
     dec = byte_decoder()
     out = []
     for name, (pre, byte_level) in PRE.items():

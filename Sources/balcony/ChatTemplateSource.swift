@@ -28,9 +28,21 @@ enum ChatTemplateSource {
         (try? url.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true ? url : url.deletingLastPathComponent()
     }
 
-    /// Parses the template, printing the fallback warning when it does not parse.
-    static func load(_ text: String?, tokenizer: (any Tokenizer)?) -> ChatTemplate {
-        let (template, warning) = ChatTemplate.load(source: text, tokenizer: tokenizer)
+    /// Parses the template, printing the fallback warning when it does not parse. `bos_token` and
+    /// `eos_token` come from the first tokenizer_config.json in `folders` that names them, else from
+    /// a GGUF file's BOS/EOS ids, else from the tokenizer.
+    static func load(_ text: String?, tokenizer: (any Tokenizer)?, gguf: GGUFFile?, folders: [URL]) -> ChatTemplate {
+        var bos: String?, eos: String?
+        for f in folders {
+            let t = ChatTemplate.specialTokens(inDirectory: f)
+            bos = bos ?? t.bos
+            eos = eos ?? t.eos
+        }
+        if let g = gguf, let tok = tokenizer {
+            bos = bos ?? g.metadata["tokenizer.ggml.bos_token_id"]?.intValue.map { tok.piece(for: $0) }
+            eos = eos ?? g.metadata["tokenizer.ggml.eos_token_id"]?.intValue.map { tok.piece(for: $0) }
+        }
+        let (template, warning) = ChatTemplate.load(source: text, tokenizer: tokenizer, bosToken: bos, eosToken: eos)
         if let warning { printError("warning: \(warning)") }
         return template
     }

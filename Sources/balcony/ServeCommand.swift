@@ -56,7 +56,8 @@ struct ServeCommand: AsyncParsableCommand {
             let engine = ServingEngine(model: model, tokenizer: tokenizer, configuration: engineConfig,
                                        metrics: ServingMetrics(info: ["policy": policy.rawValue, "target_token_ms": targetTokenMs.map { "\($0)" } ?? ""]),
                                        latency: latency)
-            let template = ChatTemplateSource.load(try chatTemplateSource(rt), tokenizer: tokenizer)
+            let template = ChatTemplateSource.load(try chatTemplateSource(rt), tokenizer: tokenizer, gguf: rt.loaded.gguf,
+                                                  folders: templateFolders(rt))
             let name = modelName ?? URL(fileURLWithPath: rt.path).deletingPathExtension().lastPathComponent
             let limits = RequestLimits(maxBodyBytes: maxBodyBytes, maxPromptTokens: min(maxPromptTokens ?? context - 1, context - 1),
                                        maxTokens: min(maxTokensLimit ?? context, context))
@@ -79,9 +80,14 @@ struct ServeCommand: AsyncParsableCommand {
     /// The Jinja chat template: --chat-template, else what the model ships (GGUF metadata, or
     /// tokenizer_config.json beside the tokenizer or the model).
     func chatTemplateSource(_ rt: LoadedRuntime) throws -> String? {
+        try ChatTemplateSource.text(override: chatTemplate, gguf: rt.loaded.gguf, folders: templateFolders(rt))
+    }
+
+    /// Where tokenizer_config.json may be: beside --tokenizer, then beside the model's tokenizer.
+    func templateFolders(_ rt: LoadedRuntime) -> [URL] {
         var dirs: [URL] = []
         if let t = options.tokenizer { dirs.append(ChatTemplateSource.folder(of: URL(fileURLWithPath: t))) }
         if let hint = rt.loaded.tokenizerHint { dirs.append(ChatTemplateSource.folder(of: hint)) }
-        return try ChatTemplateSource.text(override: chatTemplate, gguf: rt.loaded.gguf, folders: dirs)
+        return dirs
     }
 }

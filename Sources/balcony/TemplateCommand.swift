@@ -15,14 +15,15 @@ struct TemplateCommand: AsyncParsableCommand {
 
     @Argument(help: "A model (GGUF file, Hugging Face folder, hf:OWNER/NAME) or its tokenizer folder. Default: stories260K.")
     var model: String?
-    @Option(help: "JSON file: a list of {role, content} messages, or an object with a 'messages' list.") var messages: String
+    @Option(help: "JSON file: a list of messages, or an object with a 'messages' list and other template variables ('tools').")
+    var messages: String
     @Flag(help: "End with the start of an assistant turn (add_generation_prompt).") var addGenerationPrompt = false
     @Option(help: "Jinja template file (or a tokenizer_config.json) to use instead of the model's.") var chatTemplate: String?
     @Option(help: "Tokenizer file or folder, for bos_token/eos_token and the template beside it.") var tokenizer: String?
 
     func run() async throws {
         try await reportingErrors {
-            let list = try readMessages()
+            guard let chat = FileManager.default.contents(atPath: messages) else { throw ValidationError("cannot read \(messages)") }
             let path = try await ModelPaths.resolve(model ?? DefaultModel.path)
             let url = URL(fileURLWithPath: path)
             let gguf = url.pathExtension.lowercased() == "gguf" ? try GGUFFile(url: url) : nil
@@ -39,16 +40,8 @@ struct TemplateCommand: AsyncParsableCommand {
             }
             let text = try ChatTemplateSource.text(override: chatTemplate, gguf: gguf, folders: folders)
             if text == nil { printError("warning: \(path) has no chat template; using the plain transcript format") }
-            let template = ChatTemplateSource.load(text, tokenizer: tok)
-            writeOut(try template.render(jsonMessages: list, addGenerationPrompt: addGenerationPrompt))
+            let template = ChatTemplateSource.load(text, tokenizer: tok, gguf: gguf, folders: folders)
+            writeOut(try template.render(chatJSON: chat, addGenerationPrompt: addGenerationPrompt))
         }
-    }
-
-    private func readMessages() throws -> [[String: Any]] {
-        guard let data = FileManager.default.contents(atPath: messages) else { throw ValidationError("cannot read \(messages)") }
-        let root = try JSONSerialization.jsonObject(with: data)
-        if let list = root as? [[String: Any]] { return list }
-        if let obj = root as? [String: Any], let list = obj["messages"] as? [[String: Any]] { return list }
-        throw ValidationError("\(messages) must hold a list of messages or an object with a 'messages' list")
     }
 }

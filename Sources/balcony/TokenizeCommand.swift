@@ -5,7 +5,7 @@ import Foundation
 struct TokenizeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tokenize", abstract: "Print the token ids of a text.")
 
-    @Argument(help: "A model (its tokenizer is used) or a tokenizer file/folder. Default: stories260K.")
+    @Argument(help: "A model (its tokenizer is used), a tokenizer file/folder, or any GGUF file (only its vocabulary is read). Default: stories260K.")
     var modelOrTokenizer: String?
     @Option(help: "Tokenizer file, when the model's own is not wanted.") var tokenizer: String?
     @Option(help: "Threads (accepted for uniformity; tokenizing is single-threaded).") var threads: Int?

@@ -3,19 +3,21 @@ import Testing
 @testable import BalconyCore
 
 /// The prompts transformers' `apply_chat_template` renders for the chat templates of LLaMA 2 and
-/// 3, Mistral, Qwen2 and 2.5, SmolLM2, Phi-3, Zephyr, Gemma and a template using every supported
+/// 3 and 3.1, Mistral, Qwen2 and 2.5 (both also with tools), SmolLM2, Phi-3, Zephyr, Gemma and a template using every supported
 /// construct (scripts/make_chat_template_fixtures.py), reproduced byte for byte.
 struct ChatTemplateCase: CustomTestStringConvertible, Sendable {
     let template: String
     let messages: Int
     let addGenerationPrompt: Bool
+    let tools: Bool
     let expected: String?
     let error: String?
-    var testDescription: String { "\(template) messages#\(messages) agp=\(addGenerationPrompt)" }
+    var testDescription: String { "\(template) messages#\(messages) agp=\(addGenerationPrompt)\(tools ? " tools" : "")" }
 
     struct Fixture: @unchecked Sendable {
         let templates: [String: (source: String, bos: String, eos: String)]
         let messages: [[[String: Any]]]
+        let tools: [Any]
         let cases: [ChatTemplateCase]
     }
 
@@ -25,13 +27,14 @@ struct ChatTemplateCase: CustomTestStringConvertible, Sendable {
               let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let t = root["templates"] as? [String: [String: String]],
               let m = root["messages"] as? [[[String: Any]]],
-              let c = root["cases"] as? [[String: Any]] else { return Fixture(templates: [:], messages: [], cases: []) }
+              let c = root["cases"] as? [[String: Any]] else { return Fixture(templates: [:], messages: [], tools: [], cases: []) }
         return Fixture(
             templates: t.mapValues { ($0["template"] ?? "", $0["bos_token"] ?? "", $0["eos_token"] ?? "") },
             messages: m,
+            tools: root["tools"] as? [Any] ?? [],
             cases: c.map {
                 ChatTemplateCase(template: $0["template"] as? String ?? "", messages: $0["messages"] as? Int ?? -1,
-                                 addGenerationPrompt: $0["add_generation_prompt"] as? Bool ?? false,
+                                 addGenerationPrompt: $0["add_generation_prompt"] as? Bool ?? false, tools: $0["tools"] as? Bool ?? false,
                                  expected: $0["expected"] as? String, error: $0["error"] as? String)
             })
     }()
@@ -40,8 +43,9 @@ struct ChatTemplateCase: CustomTestStringConvertible, Sendable {
 @Suite struct ChatTemplateFixtureTests {
     @Test func fixtureIsPresent() {
         let f = ChatTemplateCase.fixture
-        #expect(f.cases.count == 110)
-        for name in ["llama2", "llama3", "mistral-v0.1", "mistral-v0.3", "qwen2", "qwen2.5", "smollm2", "phi3", "zephyr", "gemma"] {
+        #expect(f.cases.count == 168)
+        #expect(!f.tools.isEmpty)
+        for name in ["llama2", "llama3", "llama3.1", "mistral-v0.1", "mistral-v0.3", "qwen2", "qwen2.5", "smollm2", "phi3", "zephyr", "gemma"] {
             #expect(f.templates[name] != nil, "missing template \(name)")
         }
     }
@@ -52,12 +56,13 @@ struct ChatTemplateCase: CustomTestStringConvertible, Sendable {
         let t = try #require(f.templates[c.template])
         let template = ChatTemplate(jinja: try JinjaTemplate(t.source), bosToken: t.bos, eosToken: t.eos)
         let messages = f.messages[c.messages]
+        let vars: [String: Any] = c.tools ? ["tools": f.tools] : [:]
         if let expected = c.expected {
-            let got = try template.render(jsonMessages: messages, addGenerationPrompt: c.addGenerationPrompt)
+            let got = try template.render(jsonMessages: messages, addGenerationPrompt: c.addGenerationPrompt, variables: vars)
             #expect(got == expected)
         } else {
             #expect(throws: JinjaError.raised(c.error ?? "")) {
-                try template.render(jsonMessages: messages, addGenerationPrompt: c.addGenerationPrompt)
+                try template.render(jsonMessages: messages, addGenerationPrompt: c.addGenerationPrompt, variables: vars)
             }
         }
     }

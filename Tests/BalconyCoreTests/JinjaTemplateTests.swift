@@ -83,6 +83,21 @@ import Testing
         #expect(try render("{{ x | tojson }}", ["x": ["a": [1, 2], "b": "é\"\n"]]) == #"{"a": [1, 2], "b": "é\"\n"}"#)
     }
 
+    /// JSON objects keep their key order (Python's json.dumps prints insertion order), and the
+    /// chat object's other keys become variables.
+    @Test func chatJSONKeepsKeyOrder() throws {
+        let t = ChatTemplate(jinja: try JinjaTemplate("{{ tools[0] | tojson }}|{{ messages[0] | tojson }}|{{ add_generation_prompt }}"),
+                             bosToken: "", eosToken: "")
+        let chat = #"{"tools": [{"type": "function", "function": {"name": "f", "description": "d\u00e9\ud83d\ude00"}}], "#
+            + #""messages": [{"role": "user", "content": "x", "b": [1, 2.5, null, true]}]}"#
+        #expect(try t.render(chatJSON: Data(chat.utf8), addGenerationPrompt: true)
+                == #"{"type": "function", "function": {"name": "f", "description": "dé😀"}}|{"role": "user", "content": "x", "b": [1, 2.5, null, true]}|True"#)
+        #expect(throws: JinjaError.self) { try t.render(chatJSON: Data("[{".utf8), addGenerationPrompt: false) }
+        #expect(throws: JinjaError.self) { try t.render(chatJSON: Data(#"{"tools": []}"#.utf8), addGenerationPrompt: false) }
+        let deep = String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000)
+        #expect(throws: JinjaError.self) { try t.render(chatJSON: Data(deep.utf8), addGenerationPrompt: false) }
+    }
+
     @Test func unparsableTemplateFallsBackWithAWarning() {
         let (t, warning) = ChatTemplate.load(source: "{% macro x() %}<|im_start|>{% endmacro %}", tokenizer: nil)
         #expect(t == .chatml)

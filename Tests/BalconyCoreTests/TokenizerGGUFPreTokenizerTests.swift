@@ -61,3 +61,55 @@ struct GGUFSplitCase: CustomTestStringConvertible, Sendable {
         #expect(PreTokenizer([.gpt2]).split(scalars) == [1, 5])
     }
 }
+
+/// A SmolLM-style vocabulary (trained with digit merges, used with SmolLM's pre-tokenizer) as
+/// tokenizer.json and as a GGUF with `tokenizer.ggml.pre = smollm`: both give `tokenizers`' ids.
+@Suite struct SmolLMVocabularyTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        let text: String
+        let ids: [Int]
+        var testDescription: String { text.debugDescription }
+    }
+
+    static let cases: [Case] = {
+        guard let data = try? Data(contentsOf: TokenizerAssets.fixture("smollm_cases.json")),
+              let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return [] }
+        return list.compactMap { e in
+            guard let t = e["text"] as? String, let ids = e["ids"] as? [Int] else { return nil }
+            return Case(text: t, ids: ids)
+        }
+    }()
+
+    static func tokenizers() throws -> [any Tokenizer] {
+        [try TokenizerAssets.cached("smollm.json") { try TokenizerLoader.load(url: TokenizerAssets.fixture("bytelevel-smollm")) },
+         try TokenizerAssets.cached("smollm.gguf") { try TokenizerLoader.load(url: TokenizerAssets.fixture("bytelevel-smollm.gguf")) }]
+    }
+
+    @Test func casesArePresent() {
+        #expect(Self.cases.count == 22)
+    }
+
+    @Test(arguments: cases)
+    func encodesLikeTokenizers(_ c: Case) throws {
+        for t in try Self.tokenizers() {
+            #expect(t.encode(c.text) == c.ids, "\(t.kind)")
+        }
+    }
+
+    /// The vocabulary does hold digit merges, so the cases above would fail with GPT-2's splitting alone.
+    @Test func digitMergesExistButDoNotApply() throws {
+        let gguf = try Self.tokenizers()[1] as! ByteLevelBPE
+        #expect(gguf.preTokenizer == PreTokenizer([.digit, .gpt2]))
+        let plain = try ByteLevelBPE(tokens: gguf.tokens, types: gguf.types, merges: Self.merges(), preTokenizer: PreTokenizer([.gpt2]),
+                                     bosTokenId: nil, eosTokenIds: [])
+        #expect(plain.encode("x 123 4567 89") != gguf.encode("x 123 4567 89"))
+    }
+
+    static func merges() throws -> [(String, String)] {
+        let data = try Data(contentsOf: TokenizerAssets.fixture("bytelevel-smollm/tokenizer.json"))
+        let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let model = try #require(root["model"] as? [String: Any])
+        let list = try #require(model["merges"] as? [[String]])
+        return list.map { ($0[0], $0[1]) }
+    }
+}

@@ -29,6 +29,7 @@ extension ChatTemplate {
 
         /// Whether the format starts with BOS whatever the tokenizer says (LLaMA 2 and 3 do).
         var wantsBOS: Bool { self == .llama2 || self == .llama3 }
+
         /// The prompt text for `messages`, ending where the assistant's reply starts. BOS is not part of
         /// the text: the caller prepends it as the tokenizer does (`encodeForModel`).
         public func render(_ messages: [ChatMessage]) -> String {

@@ -42,11 +42,14 @@ public struct ChatTemplate: Sendable, Equatable {
     }
 
     /// The template for a model: its Jinja source parsed, or the recognized family with a warning
-    /// saying why when it does not parse. `tokenizer` supplies `bos_token` and `eos_token`.
-    public static func load(source: String?, tokenizer: (any Tokenizer)?) -> (template: ChatTemplate, warning: String?) {
+    /// saying why when it does not parse. `bos_token` and `eos_token` are `bosToken`/`eosToken` when
+    /// given (tokenizer_config.json's, which is what transformers passes), else the texts of the
+    /// tokenizer's BOS and (lowest) EOS ids.
+    public static func load(source: String?, tokenizer: (any Tokenizer)?, bosToken: String? = nil,
+                            eosToken: String? = nil) -> (template: ChatTemplate, warning: String?) {
         guard let source else { return (.plain, nil) }
-        let bos = tokenizer.flatMap { t in t.bosTokenId.map { t.piece(for: $0) } } ?? ""
-        let eos = tokenizer.flatMap { t in t.eosTokenIds.min().map { t.piece(for: $0) } } ?? ""
+        let bos = bosToken ?? tokenizer.flatMap { t in t.bosTokenId.map { t.piece(for: $0) } } ?? ""
+        let eos = eosToken ?? tokenizer.flatMap { t in t.eosTokenIds.min().map { t.piece(for: $0) } } ?? ""
         do {
             return (ChatTemplate(jinja: try JinjaTemplate(source), bosToken: bos, eosToken: eos), nil)
         } catch {
@@ -70,16 +73,49 @@ public struct ChatTemplate: Sendable, Equatable {
     }
 
     /// Renders messages given as JSON objects (any fields a template reads, such as `tool_calls`).
-    public func render(jsonMessages: [[String: Any]], addGenerationPrompt: Bool) throws -> String {
+    /// `variables` adds template variables, as `apply_chat_template`'s keyword arguments do
+    /// (`tools`, `documents`, `date_string`); the four standard ones cannot be overridden.
+    public func render(jsonMessages: [[String: Any]], addGenerationPrompt: Bool, variables: [String: Any] = [:]) throws -> String {
         guard let jinja else {
             return family.render(jsonMessages.map { ChatMessage(role: $0["role"] as? String ?? "", content: $0["content"] as? String ?? "") })
         }
-        return try render(jinja, messages: jsonMessages, addGenerationPrompt: addGenerationPrompt)
+        return try render(jinja, messages: jsonMessages, addGenerationPrompt: addGenerationPrompt, variables: variables)
     }
 
-    private func render(_ jinja: JinjaTemplate, messages: [[String: Any]], addGenerationPrompt: Bool) throws -> String {
-        try jinja.render(["messages": messages, "add_generation_prompt": addGenerationPrompt,
-                          "bos_token": bosToken, "eos_token": eosToken])
+    /// Renders a chat given as JSON text: a list of messages, or an object with a `messages` list
+    /// whose other keys become template variables (`tools`, `documents`, ...). Objects keep their
+    /// key order, as Python's `json` does, so `tojson` prints them as transformers would.
+    public func render(chatJSON data: Data, addGenerationPrompt: Bool) throws -> String {
+        var variables: [String: JinjaValue] = [:]
+        let messages: [JinjaValue]
+        switch try JinjaJSONReader.parse(data) {
+        case .list(let list):
+            messages = list
+        case .dict(let d):
+            guard case .list(let list)? = d["messages"] else { throw JinjaError.runtime("the chat has no 'messages' list", line: 0) }
+            messages = list
+            for k in d.keys where k != "messages" { variables[k] = d[k] }
+        default:
+            throw JinjaError.runtime("a chat is a list of messages or an object with a 'messages' list", line: 0)
+        }
+        guard let jinja else {
+            return family.render(messages.map { m in
+                guard case .dict(let d) = m else { return ChatMessage(role: "", content: "") }
+                return ChatMessage(role: d["role"]?.rendered ?? "", content: d["content"]?.rendered ?? "")
+            })
+        }
+        variables["messages"] = .list(messages)
+        variables["add_generation_prompt"] = .bool(addGenerationPrompt)
+        variables["bos_token"] = .string(bosToken)
+        variables["eos_token"] = .string(eosToken)
+        return try jinja.render(values: variables)
+    }
+
+    private func render(_ jinja: JinjaTemplate, messages: [[String: Any]], addGenerationPrompt: Bool,
+                        variables: [String: Any] = [:]) throws -> String {
+        let standard: [String: Any] = ["messages": messages, "add_generation_prompt": addGenerationPrompt,
+                                       "bos_token": bosToken, "eos_token": eosToken]
+        return try jinja.render(variables.merging(standard) { _, s in s })
     }
 
     /// Prompt ids for `messages`, ready for generation. The text is encoded with special-token
@@ -92,6 +128,15 @@ public struct ChatTemplate: Sendable, Equatable {
         let wantsBOS = (jinja == nil && family.wantsBOS) || tokenizer.addsBOS
         if wantsBOS, let b = tokenizer.bosTokenId, ids.first != b { ids.insert(b, at: 0) }
         return ids
+    }
+
+    /// `bos_token` and `eos_token` of a folder's `tokenizer_config.json` (a string or `{"content": ...}`).
+    public static func specialTokens(inDirectory directory: URL) -> (bos: String?, eos: String?) {
+        let url = directory.appendingPathComponent("tokenizer_config.json")
+        guard let data = FileManager.default.contents(atPath: url.path),
+              let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return (nil, nil) }
+        func text(_ v: Any?) -> String? { v as? String ?? (v as? [String: Any])?["content"] as? String }
+        return (text(root["bos_token"]), text(root["eos_token"]))
     }
 
     /// The template text a model folder carries: `tokenizer_config.json`'s `chat_template` (a

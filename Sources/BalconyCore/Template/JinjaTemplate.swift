@@ -22,8 +22,12 @@ public struct JinjaTemplate: Sendable {
     /// arrays, `[String: Any]`).
     /// - Throws: `JinjaError` (`raised` when the template calls `raise_exception`).
     public func render(_ variables: [String: Any], maxOutputBytes: Int = 4 << 20) throws -> String {
+        try render(values: variables.mapValues { JinjaValue(json: $0) }, maxOutputBytes: maxOutputBytes)
+    }
+
+    func render(values: [String: JinjaValue], maxOutputBytes: Int = 4 << 20) throws -> String {
         var limits = JinjaInterpreter.Limits()
         limits.maxOutputBytes = maxOutputBytes
-        return try JinjaInterpreter.render(nodes, variables: variables.mapValues { JinjaValue(json: $0) }, limits: limits)
+        return try JinjaInterpreter.render(nodes, variables: values, limits: limits)
     }
 }

@@ -22,8 +22,12 @@ struct CharClass {
             else if v == 0x20 || (v >= 0x09 && v <= 0x0C) { bits = Self.whitespace }
             else if v < 0x20 || v == 0x7F { bits = 0 }
             // ASCII symbols (Sm, Sc, Sk): $ + < = > ^ ` | ~; every other printable is punctuation.
-            else if "$+<=>^`|~".unicodeScalars.contains(s) { bits = Self.symbol }
-            else { bits = Self.punctuation }
+            else {
+                switch v {
+                case 0x24, 0x2B, 0x3C, 0x3D, 0x3E, 0x5E, 0x60, 0x7C, 0x7E: bits = Self.symbol
+                default: bits = Self.punctuation
+                }
+            }
             return
         }
         let p = s.properties

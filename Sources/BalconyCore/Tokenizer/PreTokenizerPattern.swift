@@ -63,7 +63,7 @@ public enum PreTokenizerPattern: String, Sendable, CaseIterable {
             // Built from the ranges so that no editor's Unicode normalization can alter it (the class
             // holds U+212A KELVIN SIGN and Greek letters that NFC would rewrite).
             let ranges = PreTokenizerScanners.deepseekLetterRanges.map { lo, hi in
-                String(Unicode.Scalar(lo)!) + "-" + String(Unicode.Scalar(hi)!)
+                lo == hi ? String(Unicode.Scalar(lo)!) : String(Unicode.Scalar(lo)!) + "-" + String(Unicode.Scalar(hi)!)
             }
             return #"\s?["# + ranges.joined() + "]+"
         case .deepseekPunctuation: return #"\s?[!-/:-~！-／：-～‘-‟　-。]+"#
