@@ -11,7 +11,6 @@ cd "$(dirname "$0")/.."
 # metadata, truncated and malformed model/tokenizer files, non-finite logits, pool races, full disks.
 FILTER='HostileSizeTests|SamplerRobustnessTests|ThreadPoolStressTests|TrainingMetricsLogTests|SafetensorsTests|GGUFLoaderTests|ModelLoaderTests|TokenizerErrorTests|HuggingFaceLoaderTests'
 
-# Release build with testable imports (the suites use @testable import BalconyCore); the
-# -Ounchecked setting of Package.swift applies as in `swift build -c release`.
-swift build -c release --build-tests --enable-testable-imports
-swift test -c release --enable-testable-imports --skip-build --filter "$FILTER" "$@"
+# Release build with testable imports (the suites use @testable import BalconyCore, which adds
+# -enable-testing: internal symbols stay visible, the -Ounchecked of Package.swift still applies).
+swift test -c release --enable-testable-imports --filter "$FILTER" "$@"

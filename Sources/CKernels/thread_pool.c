@@ -149,7 +149,10 @@ int balcony_pool_run(int threads, balcony_task_fn fn, void *context) {
     balcony_pool_test_hook hook = atomic_load_explicit(&pool.test_hook, memory_order_relaxed);
     if (hook) hook(BALCONY_POOL_CALLER_POSTING, 0);
     const unsigned long sequence = (atomic_load_explicit(&pool.ticket, memory_order_relaxed) >> ACTIVE_BITS) + 1;
-    atomic_store_explicit(&pool.ticket, (sequence << ACTIVE_BITS) | (unsigned long)threads, memory_order_release);
+    // Sequentially consistent, not merely release: the load of `sleepers` below must not be
+    // ordered before this store, or a worker that counts itself a sleeper and then sees the old
+    // ticket would sleep through the job while the caller, seeing no sleepers, skips the wake-up.
+    atomic_store(&pool.ticket, (sequence << ACTIVE_BITS) | (unsigned long)threads);
     if (atomic_load(&pool.sleepers) > 0) {
         pthread_mutex_lock(&pool.lock);
         pthread_cond_broadcast(&pool.wake);
