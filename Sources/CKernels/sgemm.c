@@ -1,0 +1,280 @@
+// Balcony's own single-threaded SGEMM (row-major), laid out like BLIS/GotoBLAS: C is computed in
+// tiles of MR x NR held in registers (sgemm_microkernel.h); B is packed a block of KC x NC at a
+// time into NR-column micro-panels that stay in L1 while a block of MC rows of A, packed into
+// MR-row micro-panels, streams past them from L2. Callers split larger products over threads
+// (BLAS.swift, PrefillGEMM).
+//
+// Why not OpenBLAS: the OpenBLAS these machines have (Debian's 0.3.21) is pinned to its Haswell
+// kernels where OPENBLAS_CORETYPE=Haswell is set, and its threading yields the cores while it
+// waits. The kernels here pick AVX-512, AVX2 or portable C at run time, like the decode kernels.
+
+#include "ckernels.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "simd_x86.h"
+
+typedef float f32x4 __attribute__((vector_size(16)));
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef float f32x16 __attribute__((vector_size(64)));
+
+#define UK_NAME microkernel_portable
+#define UK_ATTRIBUTES
+#define UK_VEC f32x4
+#define UK_VL 4
+#define UK_NV 2
+#define UK_MR 6
+#define UK_FMA(a, b, c) ((a) * (b) + (c))
+#include "sgemm_microkernel.h"
+#undef UK_FMA
+
+#ifdef BALCONY_X86
+#define UK_NAME microkernel_avx2
+#define UK_ATTRIBUTES __attribute__((target("avx2,fma")))
+#define UK_VEC f32x8
+#define UK_VL 8
+#define UK_NV 2
+#define UK_MR 6
+#define UK_FMA(a, b, c) __builtin_elementwise_fma(a, b, c)
+#include "sgemm_microkernel.h"
+
+#define UK_NAME microkernel_avx512
+#define UK_ATTRIBUTES __attribute__((target("avx512f,avx2,fma")))
+#define UK_VEC f32x16
+#define UK_VL 16
+#define UK_NV 2
+#define UK_MR 12
+#include "sgemm_microkernel.h"
+
+// The AVX-512 kernel's tile shape and blocking compiled for AVX2 (each 16-float vector becomes two
+// registers): what the tests run on machines without AVX-512 to check the logic that kernel uses.
+#define UK_NAME microkernel_avx512_shape_on_avx2
+#define UK_ATTRIBUTES __attribute__((target("avx2,fma")))
+#define UK_VEC f32x16
+#define UK_VL 16
+#define UK_NV 2
+#define UK_MR 12
+#include "sgemm_microkernel.h"
+#undef UK_FMA
+
+static int has_avx512(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && balcony_has_avx2();
+    }
+    return cached;
+}
+#endif
+
+typedef void (*microkernel_fn)(size_t kc, const float *restrict ap, const float *restrict bp, float *restrict c,
+                               size_t ldc, float alpha, float beta, size_t mr, size_t nr);
+
+/// A microkernel and its blocking. KC x NR floats of B (one micro-panel) fit in half of L1 with
+/// room for A's micro-panel; MC x KC of packed A fit in about half of L2; KC x NC of packed B in
+/// a share of L3. Chosen for Zen 3 (32 KiB L1, 512 KiB L2) for AVX2 and Zen 4/5 and Skylake-X
+/// (32-48 KiB L1, 1-2 MiB L2) for AVX-512.
+struct kernel {
+    const char *name;
+    microkernel_fn fn;
+    size_t mr, nr, kc, mc, nc;
+};
+
+static const struct kernel kernels[] = {
+    [BALCONY_SGEMM_PORTABLE] = {"balcony-portable-6x8", microkernel_portable, 6, 8, 256, 120, 2048},
+#ifdef BALCONY_X86
+    [BALCONY_SGEMM_AVX2] = {"balcony-avx2-6x16", microkernel_avx2, 6, 16, 256, 168, 2048},
+    [BALCONY_SGEMM_AVX512] = {"balcony-avx512-12x32", microkernel_avx512, 12, 32, 192, 240, 2048},
+    [BALCONY_SGEMM_AVX512_SHAPE_ON_AVX2] = {"balcony-avx512-12x32-on-avx2", microkernel_avx512_shape_on_avx2, 12,
+                                            32, 192, 240, 2048},
+#endif
+};
+
+int balcony_sgemm_kernel_available(int kernel) {
+    switch (kernel) {
+    case BALCONY_SGEMM_PORTABLE: return 1;
+#ifdef BALCONY_X86
+    case BALCONY_SGEMM_AVX2:
+    case BALCONY_SGEMM_AVX512_SHAPE_ON_AVX2: return balcony_has_avx2();
+    case BALCONY_SGEMM_AVX512: return has_avx512();
+#endif
+    default: return 0;
+    }
+}
+
+int balcony_sgemm_default_kernel(void) {
+    if (balcony_sgemm_kernel_available(BALCONY_SGEMM_AVX512)) return BALCONY_SGEMM_AVX512;
+    if (balcony_sgemm_kernel_available(BALCONY_SGEMM_AVX2)) return BALCONY_SGEMM_AVX2;
+    return BALCONY_SGEMM_PORTABLE;
+}
+
+const char *balcony_sgemm_kernel_name(int kernel) {
+    return balcony_sgemm_kernel_available(kernel) ? kernels[kernel].name : NULL;
+}
+
+// Packing buffers per thread, kept between calls (a fresh multi-megabyte allocation would fault
+// its pages in again on every product) and freed when the thread exits.
+struct pack_buffers {
+    float *a, *b;
+    size_t a_capacity, b_capacity;
+};
+
+static pthread_key_t buffers_key;
+static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
+
+static void buffers_free(void *value) {
+    struct pack_buffers *p = value;
+    free(p->a);
+    free(p->b);
+    free(p);
+}
+
+static void buffers_key_create(void) { pthread_key_create(&buffers_key, buffers_free); }
+
+/// 64-byte aligned room for `count` floats in *buffer, grown when needed; 0 when memory runs out.
+static int reserve(float **buffer, size_t *capacity, size_t count) {
+    if (*capacity >= count) return 1;
+    free(*buffer);
+    *buffer = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
+    *capacity = *buffer ? count : 0;
+    return *buffer != NULL;
+}
+
+static struct pack_buffers *thread_buffers(size_t a_count, size_t b_count) {
+    pthread_once(&buffers_once, buffers_key_create);
+    struct pack_buffers *p = pthread_getspecific(buffers_key);
+    if (!p) {
+        p = calloc(1, sizeof *p);
+        if (!p) return NULL;
+        pthread_setspecific(buffers_key, p);
+    }
+    if (!reserve(&p->a, &p->a_capacity, a_count) || !reserve(&p->b, &p->b_capacity, b_count)) return NULL;
+    return p;
+}
+
+/// Packs rows 0 ..< mc and columns 0 ..< kc of A (element (i, p) at a[i * rs + p * cs]) into
+/// micro-panels of mr rows: panel r holds, for each p, rows r*mr ... r*mr + mr - 1 (zeros past mc).
+static void pack_a(size_t mc, size_t kc, const float *a, size_t rs, size_t cs, size_t mr, float *out) {
+    for (size_t i0 = 0; i0 < mc; i0 += mr, out += mr * kc) {
+        size_t rows = mc - i0 < mr ? mc - i0 : mr;
+        if (cs == 1) {
+            // Rows are contiguous along p: read each row straight through, write it strided.
+            for (size_t i = 0; i < rows; i++) {
+                const float *src = a + (i0 + i) * rs;
+                for (size_t p = 0; p < kc; p++) out[p * mr + i] = src[p];
+            }
+            for (size_t i = rows; i < mr; i++)
+                for (size_t p = 0; p < kc; p++) out[p * mr + i] = 0;
+        } else if (rs == 1) {
+            // A^T (weight gradients): each column of A is contiguous, one short copy per p.
+            for (size_t p = 0; p < kc; p++) {
+                memcpy(out + p * mr, a + i0 + p * cs, rows * sizeof(float));
+                for (size_t i = rows; i < mr; i++) out[p * mr + i] = 0;
+            }
+        } else {
+            for (size_t p = 0; p < kc; p++) {
+                const float *src = a + i0 * rs + p * cs;
+                for (size_t i = 0; i < rows; i++) out[p * mr + i] = src[i * rs];
+                for (size_t i = rows; i < mr; i++) out[p * mr + i] = 0;
+            }
+        }
+    }
+}
+
+/// Packs rows 0 ..< kc and columns 0 ..< nc of B (element (p, j) at b[p * rs + j * cs]) into
+/// micro-panels of nr columns: panel q holds, for each p, columns q*nr ... q*nr + nr - 1 (zeros
+/// past nc).
+static void pack_b(size_t kc, size_t nc, const float *b, size_t rs, size_t cs, size_t nr, float *out) {
+    for (size_t j0 = 0; j0 < nc; j0 += nr, out += nr * kc) {
+        size_t cols = nc - j0 < nr ? nc - j0 : nr;
+        if (rs == 1) {
+            // B^T in PyTorch weight layout: each column of B is a contiguous row of the weight.
+            for (size_t j = 0; j < cols; j++) {
+                const float *src = b + (j0 + j) * cs;
+                for (size_t p = 0; p < kc; p++) out[p * nr + j] = src[p];
+            }
+            for (size_t j = cols; j < nr; j++)
+                for (size_t p = 0; p < kc; p++) out[p * nr + j] = 0;
+        } else if (cs == 1) {
+            // B[k, n] row-major: each micro-panel row is a short copy.
+            for (size_t p = 0; p < kc; p++) {
+                memcpy(out + p * nr, b + p * rs + j0, cols * sizeof(float));
+                for (size_t j = cols; j < nr; j++) out[p * nr + j] = 0;
+            }
+        } else {
+            for (size_t p = 0; p < kc; p++) {
+                const float *src = b + p * rs + j0 * cs;
+                for (size_t j = 0; j < cols; j++) out[p * nr + j] = src[j * cs];
+                for (size_t j = cols; j < nr; j++) out[p * nr + j] = 0;
+            }
+        }
+    }
+}
+
+/// C = beta * C (beta 0 writes zeros without reading C).
+static void scale_c(size_t m, size_t n, float beta, float *c, size_t ldc) {
+    for (size_t i = 0; i < m; i++) {
+        float *row = c + i * ldc;
+        if (beta == 0)
+            memset(row, 0, n * sizeof(float));
+        else if (beta != 1)
+            for (size_t j = 0; j < n; j++) row[j] *= beta;
+    }
+}
+
+/// Splits `total` into the fewest blocks of at most `limit`, of equal size rounded up to `unit`.
+static size_t block_size(size_t total, size_t limit, size_t unit) {
+    size_t blocks = (total + limit - 1) / limit;
+    size_t size = (total + blocks - 1) / blocks;
+    return (size + unit - 1) / unit * unit;
+}
+
+int balcony_sgemm_with(int kernel, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                       const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc) {
+    if (!balcony_sgemm_kernel_available(kernel)) return 0;
+    if (m == 0 || n == 0) return 1;
+    if (k == 0 || alpha == 0) {
+        scale_c(m, n, beta, c, ldc);
+        return 1;
+    }
+    const struct kernel *K = &kernels[kernel];
+    // op(A)(i, p) = a[i * a_rs + p * a_cs]; op(B)(p, j) = b[p * b_rs + j * b_cs].
+    const size_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
+    const size_t b_rs = trans_b ? 1 : ldb, b_cs = trans_b ? ldb : 1;
+    const size_t kc_max = block_size(k, K->kc, 1);
+    const size_t mc_max = block_size(m, K->mc, K->mr);
+    const size_t nc_max = block_size(n, K->nc, K->nr);
+    struct pack_buffers *buf = thread_buffers(mc_max * kc_max, kc_max * nc_max);
+    if (!buf) return 0;
+
+    for (size_t jc = 0; jc < n; jc += nc_max) {
+        size_t nc = n - jc < nc_max ? n - jc : nc_max;
+        for (size_t pc = 0; pc < k; pc += kc_max) {
+            size_t kc = k - pc < kc_max ? k - pc : kc_max;
+            // Later blocks of k add to what the first wrote.
+            float beta_block = pc == 0 ? beta : 1;
+            pack_b(kc, nc, b + pc * b_rs + jc * b_cs, b_rs, b_cs, K->nr, buf->b);
+            for (size_t ic = 0; ic < m; ic += mc_max) {
+                size_t mc = m - ic < mc_max ? m - ic : mc_max;
+                pack_a(mc, kc, a + ic * a_rs + pc * a_cs, a_rs, a_cs, K->mr, buf->a);
+                for (size_t jr = 0; jr < nc; jr += K->nr) {
+                    size_t nr = nc - jr < K->nr ? nc - jr : K->nr;
+                    const float *bp = buf->b + jr * kc;
+                    for (size_t ir = 0; ir < mc; ir += K->mr) {
+                        size_t mr = mc - ir < K->mr ? mc - ir : K->mr;
+                        K->fn(kc, buf->a + ir * kc, bp, c + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_block, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+    return 1;
+}
+
+void balcony_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                   const float *b, size_t ldb, float beta, float *c, size_t ldc) {
+    // Only an allocation of the packing buffers can fail; a product cannot go on without them.
+    if (!balcony_sgemm_with(balcony_sgemm_default_kernel(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) abort();
+}
