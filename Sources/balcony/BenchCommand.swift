@@ -66,10 +66,13 @@ struct BenchCommand: AsyncParsableCommand {
             }
             let packed = rt.model.weights.packedMatrixCount > 0 ? " packed for decode" : ""
             print("model    \(rt.path) (\(rt.model.weights.weightTypes.sorted().joined(separator: ", "))\(packed), \(formatCount(rt.model.config.parameterCount)) parameters), \(r.threads) threads")
-            print(String(format: "machine  read bandwidth %.1f GB/s, SGEMM %.1f GFLOP/s (%dx%dx%d)", r.read_bandwidth_gb_s, r.gemm_gflops,
-                         r.prompt_tokens, rt.model.config.hiddenDim, rt.model.config.dim))
-            print(String(format: "prefill  %8.1f tokens/s  (%d tokens; %.1f GFLOP/s = %.0f%% of SGEMM)",
-                         r.prefill_tokens_per_s, r.prompt_tokens, r.prefill_gflops, 100 * r.prefill_gemm_fraction))
+            let peaks = r.fma_peak_gflops.enumerated().map { String(format: "%.1f (%d thread%@)", $1, $0 + 1, $0 == 0 ? "" : "s") }
+            print("machine  read bandwidth \(String(format: "%.1f", r.read_bandwidth_gb_s)) GB/s; FMA peak \(peaks.joined(separator: ", ")) GFLOP/s on \(r.fma_vectors)")
+            print(String(format: "SGEMM    %.1f GFLOP/s = %.0f%% of peak (%dx%dx%d, %@)", r.gemm_gflops, 100 * r.gemm_peak_fraction,
+                         r.prompt_tokens, rt.model.config.hiddenDim, rt.model.config.dim, r.gemm_kernel))
+            print(String(format: "prefill  %8.1f tokens/s  (%d tokens; %.1f GFLOP/s = %.0f%% of SGEMM, %.0f%% of peak)",
+                         r.prefill_tokens_per_s, r.prompt_tokens, r.prefill_gflops, 100 * r.prefill_gemm_fraction,
+                         100 * r.prefill_peak_fraction))
             print(String(format: "decode   %8.1f tokens/s  (%d tokens; %@ per token; bandwidth bound %.1f tokens/s, reached %.0f%%)",
                          r.decode_tokens_per_s, r.gen_tokens, formatBytes(r.bytes_per_token), r.decode_bound_tokens_per_s,
                          100 * r.decode_bandwidth_fraction))
@@ -110,8 +113,10 @@ extension BenchCommand {
             print(name.padding(toLength: 9, withPad: " ", startingAt: 0)
                   + String(format: "%7.3f s  %4.0f%%  %8.2f GFLOP", s, 100 * s / r.step_s, g))
         }
-        print(String(format: "achieved %.1f GFLOP/s = %.0f%% of SGEMM %.1f GFLOP/s (1024^3, same run)",
-                     r.gflops, 100 * r.gemm_fraction, r.gemm_gflops))
+        print(String(format: "achieved %.1f GFLOP/s = %.0f%% of SGEMM %.1f GFLOP/s (1024^3, %@, same run)",
+                     r.gflops, 100 * r.gemm_fraction, r.gemm_gflops, r.gemm_kernel))
+        print(String(format: "peak     FMA %.1f GFLOP/s (%d threads): steps at %.0f%%, SGEMM at %.0f%%",
+                     r.fma_peak_gflops, r.threads, 100 * r.peak_fraction, 100 * r.gemm_peak_fraction))
     }
 }
 
