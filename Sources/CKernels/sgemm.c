@@ -114,6 +114,9 @@ const char *balcony_sgemm_kernel_name(int kernel) {
     return balcony_sgemm_kernel_available(kernel) ? kernels[kernel].name : NULL;
 }
 
+/// Floats past the packed panels that the AVX2 transposes may write (transpose_rows_avx2).
+#define PACK_SLACK 16
+
 // Packing buffers per thread, kept between calls (a fresh multi-megabyte allocation would fault
 // its pages in again on every product) and freed when the thread exits.
 struct pack_buffers {
@@ -150,15 +153,19 @@ static struct pack_buffers *thread_buffers(size_t a_count, size_t b_count) {
         if (!p) return NULL;
         pthread_setspecific(buffers_key, p);
     }
-    if (!reserve(&p->a, &p->a_capacity, a_count) || !reserve(&p->b, &p->b_capacity, b_count)) return NULL;
+    if (!reserve(&p->a, &p->a_capacity, a_count + PACK_SLACK) || !reserve(&p->b, &p->b_capacity, b_count + PACK_SLACK))
+        return NULL;
     return p;
 }
 
 #ifdef BALCONY_X86
 /// The transposing packs (activation rows into A's micro-panels, weight rows into B's) in 8 x 8
-/// blocks of registers: scalar, they took 7 % of a prefill product's time; this is a fraction.
-/// Stores `rows` (1 ... 8) rows of 8 floats from src (row stride lds) as 8 columns: dst[p * ldd + i]
-/// = src[i * lds + p] for i < rows, p < 8.
+/// blocks of registers: scalar, they took 7 % of a prefill product's time. Reads `rows` (1 ... 8)
+/// rows of 8 floats from src (row stride lds) and stores them as 8 columns, dst[p * ldd + i] =
+/// src[i * lds + p], each column a whole 8-float store: lanes past `rows` land either in the
+/// panel's zero padding, which is written afterwards, or (ldd < i + 8) at the start of the next
+/// p's column, which transpose_rows_avx2 writes afterwards (see there). AMD's masked stores would
+/// cost more than the transpose.
 __attribute__((target("avx2,fma")))
 static inline void transpose_8_avx2(const float *src, size_t lds, size_t rows, float *dst, size_t ldd) {
     __m256 r[8];
@@ -171,27 +178,30 @@ static inline void transpose_8_avx2(const float *src, size_t lds, size_t rows, f
     __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
     __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
     __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    __m256 c[8] = {
-        _mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
-        _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
-        _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
-        _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31),
-    };
-    if (rows == 8) {
-        for (size_t p = 0; p < 8; p++) _mm256_storeu_ps(dst + p * ldd, c[p]);
-    } else {
-        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)rows), lane);
-        for (size_t p = 0; p < 8; p++) _mm256_maskstore_ps(dst + p * ldd, mask, c[p]);
-    }
+    _mm256_storeu_ps(dst + 0 * ldd, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(u3, u7, 0x31));
 }
 
-/// out[p * ldo + i] = src[i * lds + p] for i < rows, p < kc: 8 x 8 blocks, then the last p one by one.
+/// out[p * ldo + i] = src[i * lds + p] for i < rows, p < kc: 8 x 8 blocks, then the last p one by
+/// one. A block's stores may run up to 8 - 1 floats past its column into the next p's column
+/// (rows i ≥ ldo - 8 of a block; ldo is 6 or more): blocks go in descending i, so the columns'
+/// lower rows are written after the spill, and a p's spill from the last block is overwritten by
+/// the next p's store, the next 8 x 8 step, the scalar tail or the next panel. Past the last
+/// panel it lands in the packing buffer's slack (PACK_SLACK).
 __attribute__((target("avx2,fma")))
 static void transpose_rows_avx2(const float *src, size_t lds, size_t rows, size_t kc, float *out, size_t ldo) {
     size_t p = 0;
     for (; p + 8 <= kc; p += 8)
-        for (size_t i = 0; i < rows; i += 8) transpose_8_avx2(src + i * lds + p, lds, rows - i < 8 ? rows - i : 8, out + p * ldo + i, ldo);
+        for (size_t i = (rows - 1) / 8 * 8 + 8; i > 0;) {
+            i -= 8;
+            transpose_8_avx2(src + i * lds + p, lds, rows - i < 8 ? rows - i : 8, out + p * ldo + i, ldo);
+        }
     for (; p < kc; p++)
         for (size_t i = 0; i < rows; i++) out[p * ldo + i] = src[i * lds + p];
 }

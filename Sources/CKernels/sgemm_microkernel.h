@@ -28,8 +28,11 @@ static void UK_NAME(size_t kc, const float *restrict ap, const float *restrict b
         for (int v = 0; v < UK_NV; v++) acc[i][v] = (UK_VEC){0};
 
     // The tile of C is written once at the end; asking for its lines now hides that miss behind
-    // the kc loop.
-    for (size_t i = 0; i < mr; i++) __builtin_prefetch(c + i * ldc, 1, 3);
+    // the kc loop. A row of the tile spans up to NR / 16 + 1 lines (C need not be aligned).
+    for (size_t i = 0; i < mr; i++) {
+        for (int j = 0; j < UK_NR; j += 16) __builtin_prefetch(c + i * ldc + j, 1, 3);
+        __builtin_prefetch(c + i * ldc + UK_NR - 1, 1, 3);
+    }
 
     const UK_VEC *restrict b = (const UK_VEC *)bp;
     const float *restrict a = ap;
