@@ -219,6 +219,19 @@ static void transpose_rows(const float *src, size_t lds, size_t rows, size_t kc,
         for (size_t p = 0; p < kc; p++) out[p * ldo + i] = src[i * lds + p];
 }
 
+/// dst[0 ..< count] = src[0 ..< count]: a copy of one micro-panel row, with the tile widths'
+/// sizes fixed so that the compiler inlines them (a call to memcpy for every k costs more).
+static inline void copy_short(float *dst, const float *src, size_t count) {
+    switch (count) {
+    case 6: memcpy(dst, src, 6 * sizeof(float)); break;
+    case 8: memcpy(dst, src, 8 * sizeof(float)); break;
+    case 12: memcpy(dst, src, 12 * sizeof(float)); break;
+    case 16: memcpy(dst, src, 16 * sizeof(float)); break;
+    case 32: memcpy(dst, src, 32 * sizeof(float)); break;
+    default: memcpy(dst, src, count * sizeof(float));
+    }
+}
+
 /// Packs rows 0 ..< mc and columns 0 ..< kc of A (element (i, p) at a[i * rs + p * cs]) into
 /// micro-panels of mr rows: panel r holds, for each p, rows r*mr ... r*mr + mr - 1 (zeros past mc).
 static void pack_a(size_t mc, size_t kc, const float *a, size_t rs, size_t cs, size_t mr, float *out) {
@@ -232,7 +245,7 @@ static void pack_a(size_t mc, size_t kc, const float *a, size_t rs, size_t cs, s
         } else if (rs == 1) {
             // A^T (weight gradients): each column of A is contiguous, one short copy per p.
             for (size_t p = 0; p < kc; p++) {
-                memcpy(out + p * mr, a + i0 + p * cs, rows * sizeof(float));
+                copy_short(out + p * mr, a + i0 + p * cs, rows);
                 for (size_t i = rows; i < mr; i++) out[p * mr + i] = 0;
             }
         } else {
@@ -249,6 +262,21 @@ static void pack_a(size_t mc, size_t kc, const float *a, size_t rs, size_t cs, s
 /// micro-panels of nr columns: panel q holds, for each p, columns q*nr ... q*nr + nr - 1 (zeros
 /// past nc).
 static void pack_b(size_t kc, size_t nc, const float *b, size_t rs, size_t cs, size_t nr, float *out) {
+    if (cs == 1 && rs != 1) {
+        // B[k, n] row-major: each row of B is read once straight through and dealt out to the
+        // panels (panel by panel, the reads would stride a row length apart, one line each).
+        const size_t whole = nc / nr * nr;
+        for (size_t p = 0; p < kc; p++) {
+            const float *src = b + p * rs;
+            for (size_t j0 = 0; j0 < whole; j0 += nr) copy_short(out + j0 * kc + p * nr, src + j0, nr);
+            if (whole < nc) {
+                float *tail = out + whole * kc + p * nr;
+                copy_short(tail, src + whole, nc - whole);
+                for (size_t j = nc - whole; j < nr; j++) tail[j] = 0;
+            }
+        }
+        return;
+    }
     for (size_t j0 = 0; j0 < nc; j0 += nr, out += nr * kc) {
         size_t cols = nc - j0 < nr ? nc - j0 : nr;
         if (rs == 1) {
@@ -256,12 +284,6 @@ static void pack_b(size_t kc, size_t nc, const float *b, size_t rs, size_t cs, s
             transpose_rows(b + j0 * cs, cs, cols, kc, out, nr);
             for (size_t j = cols; j < nr; j++)
                 for (size_t p = 0; p < kc; p++) out[p * nr + j] = 0;
-        } else if (cs == 1) {
-            // B[k, n] row-major: each micro-panel row is a short copy.
-            for (size_t p = 0; p < kc; p++) {
-                memcpy(out + p * nr, b + p * rs + j0, cols * sizeof(float));
-                for (size_t j = cols; j < nr; j++) out[p * nr + j] = 0;
-            }
         } else {
             for (size_t p = 0; p < kc; p++) {
                 const float *src = b + p * rs + j0 * cs;
