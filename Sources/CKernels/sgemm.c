@@ -28,6 +28,14 @@ typedef float f32x16 __attribute__((vector_size(64)));
 #define UK_MR 6
 #define UK_FMA(a, b, c) ((a) * (b) + (c))
 #include "sgemm_microkernel.h"
+#define UK_NAME microkernel_portable_direct
+#define UK_ATTRIBUTES 
+#define UK_VEC f32x4
+#define UK_VL 4
+#define UK_NV 2
+#define UK_MR 6
+#define UK_DIRECT_A 1
+#include "sgemm_microkernel.h"
 #undef UK_FMA
 
 #ifdef BALCONY_X86
@@ -39,6 +47,14 @@ typedef float f32x16 __attribute__((vector_size(64)));
 #define UK_MR 6
 #define UK_FMA(a, b, c) __builtin_elementwise_fma(a, b, c)
 #include "sgemm_microkernel.h"
+#define UK_NAME microkernel_avx2_direct
+#define UK_ATTRIBUTES __attribute__((target("avx2,fma")))
+#define UK_VEC f32x8
+#define UK_VL 8
+#define UK_NV 2
+#define UK_MR 6
+#define UK_DIRECT_A 1
+#include "sgemm_microkernel.h"
 
 #define UK_NAME microkernel_avx512
 #define UK_ATTRIBUTES __attribute__((target("avx512f,avx2,fma")))
@@ -46,6 +62,14 @@ typedef float f32x16 __attribute__((vector_size(64)));
 #define UK_VL 16
 #define UK_NV 2
 #define UK_MR 12
+#include "sgemm_microkernel.h"
+#define UK_NAME microkernel_avx512_direct
+#define UK_ATTRIBUTES __attribute__((target("avx512f,avx2,fma")))
+#define UK_VEC f32x16
+#define UK_VL 16
+#define UK_NV 2
+#define UK_MR 12
+#define UK_DIRECT_A 1
 #include "sgemm_microkernel.h"
 
 // The AVX-512 kernel's tile shape and blocking compiled for AVX2 (each 16-float vector becomes two
@@ -56,6 +80,14 @@ typedef float f32x16 __attribute__((vector_size(64)));
 #define UK_VL 16
 #define UK_NV 2
 #define UK_MR 12
+#include "sgemm_microkernel.h"
+#define UK_NAME microkernel_avx512_shape_on_avx2_direct
+#define UK_ATTRIBUTES __attribute__((target("avx2,fma")))
+#define UK_VEC f32x16
+#define UK_VL 16
+#define UK_NV 2
+#define UK_MR 12
+#define UK_DIRECT_A 1
 #include "sgemm_microkernel.h"
 #undef UK_FMA
 
@@ -69,8 +101,8 @@ static int has_avx512(void) {
 }
 #endif
 
-typedef void (*microkernel_fn)(size_t kc, const float *restrict ap, const float *restrict bp, float *restrict c,
-                               size_t ldc, float alpha, float beta, size_t mr, size_t nr);
+typedef void (*microkernel_fn)(size_t kc, const float *restrict ap, size_t lda, const float *restrict bp,
+                               float *restrict c, size_t ldc, float alpha, float beta, size_t mr, size_t nr);
 
 /// A microkernel and its blocking. KC x NR floats of B (one micro-panel) fit in half of L1 with
 /// room for A's micro-panel; MC x KC of packed A fit in about half of L2; KC x NC of packed B in
@@ -78,17 +110,17 @@ typedef void (*microkernel_fn)(size_t kc, const float *restrict ap, const float 
 /// (32-48 KiB L1, 1-2 MiB L2) for AVX-512.
 struct kernel {
     const char *name;
-    microkernel_fn fn;
+    microkernel_fn fn, direct;  // direct: A read in place (UK_DIRECT_A)
     size_t mr, nr, kc, mc, nc;
 };
 
 static const struct kernel kernels[] = {
-    [BALCONY_SGEMM_PORTABLE] = {"balcony-portable-6x8", microkernel_portable, 6, 8, 256, 120, 2048},
+    [BALCONY_SGEMM_PORTABLE] = {"balcony-portable-6x8", microkernel_portable, microkernel_portable_direct, 6, 8, 256, 120, 2048},
 #ifdef BALCONY_X86
-    [BALCONY_SGEMM_AVX2] = {"balcony-avx2-6x16", microkernel_avx2, 6, 16, 256, 168, 2048},
-    [BALCONY_SGEMM_AVX512] = {"balcony-avx512-12x32", microkernel_avx512, 12, 32, 192, 240, 2048},
-    [BALCONY_SGEMM_AVX512_SHAPE_ON_AVX2] = {"balcony-avx512-12x32-on-avx2", microkernel_avx512_shape_on_avx2, 12,
-                                            32, 192, 240, 2048},
+    [BALCONY_SGEMM_AVX2] = {"balcony-avx2-6x16", microkernel_avx2, microkernel_avx2_direct, 6, 16, 256, 168, 2048},
+    [BALCONY_SGEMM_AVX512] = {"balcony-avx512-12x32", microkernel_avx512, microkernel_avx512_direct, 12, 32, 192, 240, 2048},
+    [BALCONY_SGEMM_AVX512_SHAPE_ON_AVX2] = {"balcony-avx512-12x32-on-avx2", microkernel_avx512_shape_on_avx2,
+                                            microkernel_avx512_shape_on_avx2_direct, 12, 32, 192, 240, 2048},
 #endif
 };
 
@@ -242,12 +274,6 @@ static void pack_a(size_t mc, size_t kc, const float *a, size_t rs, size_t cs, s
             transpose_rows(a + i0 * rs, rs, rows, kc, out, mr);
             for (size_t i = rows; i < mr; i++)
                 for (size_t p = 0; p < kc; p++) out[p * mr + i] = 0;
-        } else if (rs == 1) {
-            // A^T (weight gradients): each column of A is contiguous, one short copy per p.
-            for (size_t p = 0; p < kc; p++) {
-                copy_short(out + p * mr, a + i0 + p * cs, rows);
-                for (size_t i = rows; i < mr; i++) out[p * mr + i] = 0;
-            }
         } else {
             for (size_t p = 0; p < kc; p++) {
                 const float *src = a + i0 * rs + p * cs;
@@ -258,26 +284,32 @@ static void pack_a(size_t mc, size_t kc, const float *a, size_t rs, size_t cs, s
     }
 }
 
+/// Floats from one packed B micro-panel to the next: kc * nr and one cache line more. kc * nr
+/// floats alone are a power of two apart for the usual kc (16 KiB at 256 x 16), and the panels'
+/// lines written one k after another (pack_b of row-major B) then all fall in one L1 set.
+static inline size_t panel_stride(size_t kc, size_t nr) { return kc * nr + 16; }
+
 /// Packs rows 0 ..< kc and columns 0 ..< nc of B (element (p, j) at b[p * rs + j * cs]) into
-/// micro-panels of nr columns: panel q holds, for each p, columns q*nr ... q*nr + nr - 1 (zeros
+/// micro-panels of nr columns, panel_stride apart: panel q holds, for each p, columns q*nr ... q*nr + nr - 1 (zeros
 /// past nc).
 static void pack_b(size_t kc, size_t nc, const float *b, size_t rs, size_t cs, size_t nr, float *out) {
+    const size_t ps = panel_stride(kc, nr);
     if (cs == 1 && rs != 1) {
         // B[k, n] row-major: each row of B is read once straight through and dealt out to the
         // panels (panel by panel, the reads would stride a row length apart, one line each).
         const size_t whole = nc / nr * nr;
         for (size_t p = 0; p < kc; p++) {
             const float *src = b + p * rs;
-            for (size_t j0 = 0; j0 < whole; j0 += nr) copy_short(out + j0 * kc + p * nr, src + j0, nr);
+            for (size_t j0 = 0; j0 < whole; j0 += nr) copy_short(out + j0 / nr * ps + p * nr, src + j0, nr);
             if (whole < nc) {
-                float *tail = out + whole * kc + p * nr;
+                float *tail = out + whole / nr * ps + p * nr;
                 copy_short(tail, src + whole, nc - whole);
                 for (size_t j = nc - whole; j < nr; j++) tail[j] = 0;
             }
         }
         return;
     }
-    for (size_t j0 = 0; j0 < nc; j0 += nr, out += nr * kc) {
+    for (size_t j0 = 0; j0 < nc; j0 += nr, out += ps) {
         size_t cols = nc - j0 < nr ? nc - j0 : nr;
         if (rs == 1) {
             // B^T in PyTorch weight layout: each column of B is a contiguous row of the weight.
@@ -305,6 +337,11 @@ static void scale_c(size_t m, size_t n, float beta, float *c, size_t ldc) {
     }
 }
 
+/// Products up to this many columns read row-major A in place (see balcony_sgemm_with).
+#ifndef DIRECT_A_MAX_N
+#define DIRECT_A_MAX_N 256
+#endif
+
 /// Splits `total` into the fewest blocks of at most `limit`, of equal size rounded up to `unit`.
 static size_t block_size(size_t total, size_t limit, size_t unit) {
     size_t blocks = (total + limit - 1) / limit;
@@ -327,7 +364,17 @@ int balcony_sgemm_with(int kernel, int trans_a, int trans_b, size_t m, size_t n,
     const size_t kc_max = block_size(k, K->kc, 1);
     const size_t mc_max = block_size(m, K->mc, K->mr);
     const size_t nc_max = block_size(n, K->nc, K->nr);
-    struct pack_buffers *buf = thread_buffers(mc_max * kc_max, kc_max * nc_max);
+    // Row-major A (activations) is read in place where packing it would cost a noticeable share:
+    // a packed element of A serves nc multiply-adds, and below DIRECT_A_MAX_N columns (training's
+    // thin products, attention) copying it costs more than reading it strided. Wider products
+    // pack, which also keeps rows that alias in L1 (power-of-two strides) apart.
+    const int direct = a_cs == 1 && n <= DIRECT_A_MAX_N;
+    // A^T (weight gradients) is laid out as micro-panels already, with lda between ks: read in
+    // place under the same rule (whole panels; a last partial one is packed). Wider products pack:
+    // a power-of-two lda puts every k of a panel in one L1 set (2048 x 768 x 512 ran at 50
+    // GFLOP/s in place, 87 packed).
+    const int transposed_a = a_rs == 1 && a_cs != 1 && n <= DIRECT_A_MAX_N;
+    struct pack_buffers *buf = thread_buffers(direct ? 0 : mc_max * kc_max, nc_max / K->nr * panel_stride(kc_max, K->nr));
     if (!buf) return 0;
 
     for (size_t jc = 0; jc < n; jc += nc_max) {
@@ -339,14 +386,27 @@ int balcony_sgemm_with(int kernel, int trans_a, int trans_b, size_t m, size_t n,
             pack_b(kc, nc, b + pc * b_rs + jc * b_cs, b_rs, b_cs, K->nr, buf->b);
             for (size_t ic = 0; ic < m; ic += mc_max) {
                 size_t mc = m - ic < mc_max ? m - ic : mc_max;
-                pack_a(mc, kc, a + ic * a_rs + pc * a_cs, a_rs, a_cs, K->mr, buf->a);
+                const float *a_block = a + ic * a_rs + pc * a_cs;
+                const size_t whole = transposed_a ? mc / K->mr * K->mr : 0;
+                if (!direct && whole < mc)
+                    pack_a(mc - whole, kc, a_block + whole * a_rs, a_rs, a_cs, K->mr, buf->a + whole * kc);
                 for (size_t jr = 0; jr < nc; jr += K->nr) {
                     size_t nr = nc - jr < K->nr ? nc - jr : K->nr;
-                    const float *bp = buf->b + jr * kc;
-                    for (size_t ir = 0; ir < mc; ir += K->mr) {
-                        size_t mr = mc - ir < K->mr ? mc - ir : K->mr;
-                        K->fn(kc, buf->a + ir * kc, bp, c + (ic + ir) * ldc + jc + jr, ldc, alpha, beta_block, mr, nr);
-                    }
+                    const float *bp = buf->b + jr / K->nr * panel_stride(kc, K->nr);
+                    float *c_tile = c + ic * ldc + jc + jr;
+                    if (direct)
+                        for (size_t ir = 0; ir < mc; ir += K->mr) {
+                            size_t mr = mc - ir < K->mr ? mc - ir : K->mr;
+                            K->direct(kc, a_block + ir * a_rs, a_rs, bp, c_tile + ir * ldc, ldc, alpha, beta_block, mr, nr);
+                        }
+                    else
+                        for (size_t ir = 0; ir < mc; ir += K->mr) {
+                            size_t mr = mc - ir < K->mr ? mc - ir : K->mr;
+                            if (ir < whole)
+                                K->fn(kc, a_block + ir, a_cs, bp, c_tile + ir * ldc, ldc, alpha, beta_block, mr, nr);
+                            else
+                                K->fn(kc, buf->a + ir * kc, K->mr, bp, c_tile + ir * ldc, ldc, alpha, beta_block, mr, nr);
+                        }
                 }
             }
         }

@@ -111,12 +111,12 @@ import CKernels
 
     /// Every kernel, every layout, rows 1, 7, 17, 255 (one row, under a tile, just over two tiles,
     /// over one block of rows), widths and depths off every vector, tile and block size (300 >
-    /// KC: two blocks of depth), with beta 0 (C filled with NaN, which must not leak in), 1 and
-    /// another value, and alpha 1 or not.
+    /// KC: two blocks of depth; 300 columns: A packed rather than read in place), with beta 0 (C
+    /// filled with NaN, which must not leak in), 1 and another value, and alpha 1 or not.
     @Test(arguments: Layout.allCases)
     func awkwardShapesMatchDoublePrecision(layout: Layout) throws {
         for m in [1, 7, 17, 255] {
-            for (n, k) in [(1, 1), (13, 5), (33, 31), (100, 300), (47, 257)] {
+            for (n, k) in [(1, 1), (13, 5), (33, 31), (100, 300), (47, 257), (300, 70)] {
                 let (a, b) = Self.operands(layout, m: m, n: n, k: k, seed: UInt64(m * 1000 + n * 10 + k))
                 let entries = Self.allEntries(m, n), reference = Self.reference(a, b, layout, k: k, at: entries)
                 for kernel in Self.kernels {
