@@ -23,6 +23,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "With --train: sequences per batch.") var batchSize: Int = 16
     @Option(help: "With --train: tokens per sequence (default: min(256, context)).") var seqLen: Int?
     @Option(help: "With --train: measured steps (one more runs first, unmeasured).") var steps: Int = 5
+    @Flag(help: "Measure SGEMM instead: the model's prefill and training shapes (--prompt-tokens rows) on Balcony's kernels and the system BLAS.")
+    var gemm = false
 
     struct Report: Encodable {
         var base: SpeedReport
@@ -46,6 +48,7 @@ struct BenchCommand: AsyncParsableCommand {
         try await reportingErrors {
             let rt = try await options.load(requireTokenizer: false)
             if train { return try runTraining(rt) }
+            if gemm { return try runGEMM(rt) }
             let r = try SpeedBenchmark.run(model: rt.model, promptTokens: promptTokens, genTokens: genTokens, repeats: repeats)
             var report = Report(base: r)
             if let balconies = try exitOptions.load(rt) {
@@ -117,6 +120,25 @@ extension BenchCommand {
                      r.gflops, 100 * r.gemm_fraction, r.gemm_gflops, r.gemm_kernel))
         print(String(format: "peak     FMA %.1f GFLOP/s (%d threads): steps at %.0f%%, SGEMM at %.0f%%",
                      r.fma_peak_gflops, r.threads, 100 * r.peak_fraction, 100 * r.gemm_peak_fraction))
+    }
+}
+
+extension BenchCommand {
+    func runGEMM(_ rt: LoadedRuntime) throws {
+        let (peak, rows) = GEMMBenchmark.run(config: rt.model.config, tokens: promptTokens, repeats: repeats)
+        if json {
+            struct Report: Encodable { var threads: Int; var fma_peak_gflops: Double; var products: [GEMMShapeSpeed] }
+            print(try jsonLine(Report(threads: ComputeThreads.count, fma_peak_gflops: peak / 1e9, products: rows), pretty: false))
+            return
+        }
+        print("model    \(rt.path), \(ComputeThreads.count) threads; FMA peak \(String(format: "%.1f", peak / 1e9)) GFLOP/s on \(MachineCeilings.fmaVectors)")
+        print("product               layout   m x n x k             GFLOP/s  of peak  kernel")
+        for r in rows {
+            let shape = "\(r.m) x \(r.n) x \(r.k)"
+            print(r.name.padding(toLength: 22, withPad: " ", startingAt: 0) + r.layout.padding(toLength: 9, withPad: " ", startingAt: 0)
+                  + shape.padding(toLength: 20, withPad: " ", startingAt: 0)
+                  + String(format: "%8.1f  %6.0f%%  %@", r.gflops, 100 * r.peak_fraction, r.kernel))
+        }
     }
 }
 
