@@ -16,10 +16,11 @@ enum BalconyGEMM {
             balcony_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             return
         }
-        // Shares of C's columns (each thread reads its own part of B, the weights in prefill-like
-        // shapes) when there are enough, else of its rows. Columns in multiples of 32 and rows in
-        // multiples of 12 keep every kernel's tiles whole except at the end.
-        let byColumns = n >= 64 * threads || n >= m
+        // Each thread packs all of the operand it shares with the others: all of A when C's
+        // columns are split, all of B when its rows are. Splitting the longer side shares the
+        // smaller operand (k x min(m, n)). Columns in multiples of 32 and rows in multiples of 12
+        // keep every kernel's tiles whole except at the end.
+        let byColumns = n >= m || m < 24 * threads
         let count = byColumns ? n : m, unit = byColumns ? 32 : 12
         let parts = min(threads, max(1, count / unit))
         guard parts > 1 else {
