@@ -12,15 +12,15 @@ typedef float f32x8 __attribute__((vector_size(32)));
 typedef float f32x16 __attribute__((vector_size(64)));
 
 // x = x * m + c with m just below 1 and c small: the values stay finite for any iteration count.
+// Each chain starts from a different value: chains computing the same thing would be merged into
+// one by the compiler (a plain C version of this loop measured one chain, not ten).
 #define FMA_CHAINS(VEC, FMA)                                                                                          \
     VEC m = (VEC){0} + 0.99999f, c = (VEC){0} + 1e-6f;                                                                \
-    VEC x0 = m, x1 = m, x2 = m, x3 = m, x4 = m, x5 = m, x6 = m, x7 = m, x8 = m, x9 = m;                            \
+    VEC x0 = m, x1 = m + 0.001f, x2 = m + 0.002f, x3 = m + 0.003f, x4 = m + 0.004f, x5 = m + 0.005f;               \
+    VEC x6 = m + 0.006f, x7 = m + 0.007f, x8 = m + 0.008f, x9 = m + 0.009f;                                         \
     for (long i = 0; i < iterations; i++) {                                                                           \
         x0 = FMA(x0, m, c); x1 = FMA(x1, m, c); x2 = FMA(x2, m, c); x3 = FMA(x3, m, c); x4 = FMA(x4, m, c);         \
         x5 = FMA(x5, m, c); x6 = FMA(x6, m, c); x7 = FMA(x7, m, c); x8 = FMA(x8, m, c); x9 = FMA(x9, m, c);         \
-        /* An empty asm that claims to change the chains keeps the compiler from folding the loop. */               \
-        __asm__ volatile("" : "+x"(x0), "+x"(x1), "+x"(x2), "+x"(x3), "+x"(x4));                                    \
-        __asm__ volatile("" : "+x"(x5), "+x"(x6), "+x"(x7), "+x"(x8), "+x"(x9));                                    \
     }                                                                                                                 \
     VEC s = ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7)) + (x8 + x9);                                          \
     return s[0];
