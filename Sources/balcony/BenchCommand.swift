@@ -23,6 +23,8 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "With --train: sequences per batch.") var batchSize: Int = 16
     @Option(help: "With --train: tokens per sequence (default: min(256, context)).") var seqLen: Int?
     @Option(help: "With --train: measured steps (one more runs first, unmeasured).") var steps: Int = 5
+    @Flag(help: "Measure SGEMM instead: the model's prefill and training shapes (--prompt-tokens rows) on Balcony's kernels and the system BLAS.")
+    var gemm = false
 
     struct Report: Encodable {
         var base: SpeedReport
@@ -46,6 +48,7 @@ struct BenchCommand: AsyncParsableCommand {
         try await reportingErrors {
             let rt = try await options.load(requireTokenizer: false)
             if train { return try runTraining(rt) }
+            if gemm { return try runGEMM(rt) }
             let r = try SpeedBenchmark.run(model: rt.model, promptTokens: promptTokens, genTokens: genTokens, repeats: repeats)
             var report = Report(base: r)
             if let balconies = try exitOptions.load(rt) {
@@ -66,10 +69,13 @@ struct BenchCommand: AsyncParsableCommand {
             }
             let packed = rt.model.weights.packedMatrixCount > 0 ? " packed for decode" : ""
             print("model    \(rt.path) (\(rt.model.weights.weightTypes.sorted().joined(separator: ", "))\(packed), \(formatCount(rt.model.config.parameterCount)) parameters), \(r.threads) threads")
-            print(String(format: "machine  read bandwidth %.1f GB/s, SGEMM %.1f GFLOP/s (%dx%dx%d)", r.read_bandwidth_gb_s, r.gemm_gflops,
-                         r.prompt_tokens, rt.model.config.hiddenDim, rt.model.config.dim))
-            print(String(format: "prefill  %8.1f tokens/s  (%d tokens; %.1f GFLOP/s = %.0f%% of SGEMM)",
-                         r.prefill_tokens_per_s, r.prompt_tokens, r.prefill_gflops, 100 * r.prefill_gemm_fraction))
+            let peaks = r.fma_peak_gflops.enumerated().map { String(format: "%.1f (%d thread%@)", $1, $0 + 1, $0 == 0 ? "" : "s") }
+            print("machine  read bandwidth \(String(format: "%.1f", r.read_bandwidth_gb_s)) GB/s; FMA peak \(peaks.joined(separator: ", ")) GFLOP/s on \(r.fma_vectors)")
+            print(String(format: "SGEMM    %.1f GFLOP/s = %.0f%% of peak (%dx%dx%d, %@)", r.gemm_gflops, 100 * r.gemm_peak_fraction,
+                         r.prompt_tokens, rt.model.config.hiddenDim, rt.model.config.dim, r.gemm_kernel))
+            print(String(format: "prefill  %8.1f tokens/s  (%d tokens; %.1f GFLOP/s = %.0f%% of SGEMM, %.0f%% of peak)",
+                         r.prefill_tokens_per_s, r.prompt_tokens, r.prefill_gflops, 100 * r.prefill_gemm_fraction,
+                         100 * r.prefill_peak_fraction))
             print(String(format: "decode   %8.1f tokens/s  (%d tokens; %@ per token; bandwidth bound %.1f tokens/s, reached %.0f%%)",
                          r.decode_tokens_per_s, r.gen_tokens, formatBytes(r.bytes_per_token), r.decode_bound_tokens_per_s,
                          100 * r.decode_bandwidth_fraction))
@@ -110,8 +116,29 @@ extension BenchCommand {
             print(name.padding(toLength: 9, withPad: " ", startingAt: 0)
                   + String(format: "%7.3f s  %4.0f%%  %8.2f GFLOP", s, 100 * s / r.step_s, g))
         }
-        print(String(format: "achieved %.1f GFLOP/s = %.0f%% of SGEMM %.1f GFLOP/s (1024^3, same run)",
-                     r.gflops, 100 * r.gemm_fraction, r.gemm_gflops))
+        print(String(format: "achieved %.1f GFLOP/s = %.0f%% of SGEMM %.1f GFLOP/s (1024^3, %@, same run)",
+                     r.gflops, 100 * r.gemm_fraction, r.gemm_gflops, r.gemm_kernel))
+        print(String(format: "peak     FMA %.1f GFLOP/s (%d threads): steps at %.0f%%, SGEMM at %.0f%%",
+                     r.fma_peak_gflops, r.threads, 100 * r.peak_fraction, 100 * r.gemm_peak_fraction))
+    }
+}
+
+extension BenchCommand {
+    func runGEMM(_ rt: LoadedRuntime) throws {
+        let (peak, rows) = GEMMBenchmark.run(config: rt.model.config, tokens: promptTokens, repeats: repeats)
+        if json {
+            struct Report: Encodable { var threads: Int; var fma_peak_gflops: Double; var products: [GEMMShapeSpeed] }
+            print(try jsonLine(Report(threads: ComputeThreads.count, fma_peak_gflops: peak / 1e9, products: rows), pretty: false))
+            return
+        }
+        print("model    \(rt.path), \(ComputeThreads.count) threads; FMA peak \(String(format: "%.1f", peak / 1e9)) GFLOP/s on \(MachineCeilings.fmaVectors)")
+        print("product               layout   m x n x k             GFLOP/s  of peak  kernel")
+        for r in rows {
+            let shape = "\(r.m) x \(r.n) x \(r.k)"
+            print(r.name.padding(toLength: 22, withPad: " ", startingAt: 0) + r.layout.padding(toLength: 9, withPad: " ", startingAt: 0)
+                  + shape.padding(toLength: 20, withPad: " ", startingAt: 0)
+                  + String(format: "%8.1f  %6.0f%%  %@", r.gflops, 100 * r.peak_fraction, r.kernel))
+        }
     }
 }
 

@@ -37,6 +37,8 @@ struct InfoCommand: AsyncParsableCommand {
         var packed_f32_matrices: Int
         var tokenizer: TokenizerReport?
         var exits: [ExitCost]?
+        /// The SGEMM kernel prefill and training products run on (`BLAS.kernelName`).
+        var gemm_kernel: String
     }
 
     struct TokenizerReport: Codable {
@@ -66,7 +68,7 @@ struct InfoCommand: AsyncParsableCommand {
                 tied_embeddings: c.tiedEmbeddings, attention_bias: c.attentionBias,
                 tensor_types: w.weightTypes.sorted(), matrix_types: w.matrixTypeCounts, bytes_per_token: w.bytesPerToken,
                 packed_f32_matrices: w.packedMatrixCount, tokenizer: tok,
-                exits: try balconyOptions.load(rt).map { ExitCostModel($0).table })
+                exits: try balconyOptions.load(rt).map { ExitCostModel($0).table }, gemm_kernel: BLAS.kernelName)
             if json {
                 print(try jsonLine(r))
                 return
@@ -88,6 +90,7 @@ struct InfoCommand: AsyncParsableCommand {
             } else {
                 print("tokenizer      none found (pass --tokenizer)")
             }
+            print("matrix kernel  \(r.gemm_kernel) (products of more than \(Linear.rowInvariantLimit) rows)")
             if let exits = r.exits {
                 print("exits          exit  layers  cost of full  ideal speedup")
                 for e in exits {

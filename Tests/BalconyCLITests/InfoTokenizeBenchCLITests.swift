@@ -13,6 +13,7 @@ import Testing
         var tensor_types: [String]
         var bytes_per_token: Int
         var packed_f32_matrices: Int
+        var gemm_kernel: String
         var tokenizer: Tok?
         struct Tok: Decodable { var vocab_size: Int; var bos_token_id: Int? }
     }
@@ -27,8 +28,10 @@ import Testing
         #expect(info.tensor_types == ["F32"])
         #expect(info.tokenizer?.vocab_size == 512)
         #expect(info.tokenizer?.bos_token_id == 1)
+        #expect(info.gemm_kernel.hasPrefix("balcony-") || info.gemm_kernel.contains("OpenBLAS") || info.gemm_kernel == "Accelerate")
         let text = try CLIRunner.run(["info", CLIRunner.stories])
         #expect(text.stdout.contains("5 x (dim 64"))
+        #expect(text.stdout.contains("matrix kernel  \(info.gemm_kernel)"))
         #expect(info.packed_f32_matrices == 0, "a model that fits in cache is not packed by default")
         let on = try CLIRunner.run(["info", CLIRunner.stories, "--json", "--pack-f32", "on"])
         let packed = try JSONDecoder().decode(Info.self, from: Data(on.stdout.utf8))
@@ -86,6 +89,12 @@ import Testing
         #expect((obj?["decode_tokens_per_s"] as? Double ?? 0) > 0)
         #expect((obj?["read_bandwidth_gb_s"] as? Double ?? 0) > 0)
         #expect(obj?["threads"] as? Int == 1)
+        // The FMA peak for each thread count (here one) and SGEMM and prefill as fractions of it.
+        let peaks = obj?["fma_peak_gflops"] as? [Double] ?? []
+        #expect(peaks.count == 1 && peaks[0] > 0)
+        #expect((obj?["gemm_peak_fraction"] as? Double ?? 0) > 0)
+        #expect((obj?["prefill_peak_fraction"] as? Double ?? 0) > 0)
+        #expect((obj?["gemm_kernel"] as? String ?? "").isEmpty == false)
     }
 }
 

@@ -1,9 +1,42 @@
+import CKernels
 import Foundation
 
 /// The machine's own limits, measured in the same run as a benchmark so that figures can be
-/// reported as fractions of them: memory read bandwidth (what bounds decode) and SGEMM
-/// throughput (what bounds prefill and training).
+/// reported as fractions of them: memory read bandwidth (what bounds decode), the CPU's
+/// multiply-add peak and SGEMM throughput (what bound prefill and training).
 public enum MachineCeilings {
+    /// The multiply-add peak in FLOP/s with `threads` threads running ten independent FMA chains
+    /// each on the widest vectors the CPU has (`CKernels/fma_peak.c`), median of `repeats`.
+    public static func fmaPeak(threads: Int, repeats: Int = 5) -> Double {
+        let lanes = Int(balcony_fma_lanes())
+        // About 10 ms a thread at 100 GFLOP/s per core.
+        let iterations = (1 << 26) / lanes
+        let sinks = UnsafeMutablePointer<Float>.allocate(capacity: threads)
+        defer { sinks.deallocate() }
+        var times: [Double] = []
+        for _ in 0...repeats {
+            let t = Date()
+            parallelTasks(threads) { task in sinks[task] = balcony_fma_chains(iterations) }
+            times.append(Date().timeIntervalSince(t))
+        }
+        times.removeFirst()  // wakes the workers and the vector units
+        return Double(threads * iterations * 20 * lanes) / median(times)
+    }
+
+    /// `fmaPeak` for 1 ... `ComputeThreads.count` threads.
+    public static func fmaPeaks(repeats: Int = 5) -> [Double] {
+        (1...max(1, ComputeThreads.count)).map { fmaPeak(threads: $0, repeats: repeats) }
+    }
+
+    /// What the FMA loop runs on: "AVX-512", "AVX2" or "portable C".
+    public static var fmaVectors: String {
+        switch balcony_fma_lanes() {
+        case 16: "AVX-512"
+        case 8: "AVX2"
+        default: "portable C"
+        }
+    }
+
     /// Read bandwidth in bytes/s: the median of `repeats` passes summing a buffer far larger than
     /// the caches, split over `ComputeThreads.count` threads like the decode kernels.
     public static func readBandwidth(megabytes: Int = 256, repeats: Int = 5) -> Double {

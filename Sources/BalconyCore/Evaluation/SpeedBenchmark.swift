@@ -17,6 +17,14 @@ public struct SpeedReport: Codable, Sendable {
     public var prefill_gflops: Double
     public var gemm_gflops: Double
     public var prefill_gemm_fraction: Double
+    /// The SGEMM kernel the products ran on (`BLAS.kernelName`).
+    public var gemm_kernel: String
+    /// The FMA peak with 1 ... `threads` threads (`MachineCeilings.fmaPeak`), on `fma_vectors`.
+    public var fma_peak_gflops: [Double]
+    public var fma_vectors: String
+    /// SGEMM and prefill as fractions of the FMA peak at `threads` threads.
+    public var gemm_peak_fraction: Double
+    public var prefill_peak_fraction: Double
 }
 
 /// Measures a model's prefill and decode speed (medians of repeated runs).
@@ -63,6 +71,7 @@ public enum SpeedBenchmark {
         let p = max(1, min(promptTokens, c.contextLength))
         let g = max(1, min(genTokens, c.contextLength - 1))
         let bandwidth = MachineCeilings.readBandwidth()
+        let peaks = MachineCeilings.fmaPeaks()
         let gemm = MachineCeilings.gemmFlops(m: p, n: c.hiddenDim, k: c.dim)
         let prefill = try prefillSeconds(model: model, tokens: p, repeats: repeats)
         let decode = try decodeSecondsPerToken(model: model, tokens: g, repeats: repeats)
@@ -76,7 +85,9 @@ public enum SpeedBenchmark {
             read_bandwidth_gb_s: bandwidth / 1e9, decode_bound_tokens_per_s: bandwidth / Double(bytes),
             decode_bandwidth_fraction: decodeRate * Double(bytes) / bandwidth,
             prefill_flops_per_token: flopsPerToken, prefill_gflops: prefillRate * flopsPerToken / 1e9,
-            gemm_gflops: gemm / 1e9, prefill_gemm_fraction: prefillRate * flopsPerToken / gemm)
+            gemm_gflops: gemm / 1e9, prefill_gemm_fraction: prefillRate * flopsPerToken / gemm,
+            gemm_kernel: BLAS.kernelName, fma_peak_gflops: peaks.map { $0 / 1e9 }, fma_vectors: MachineCeilings.fmaVectors,
+            gemm_peak_fraction: gemm / peaks.last!, prefill_peak_fraction: prefillRate * flopsPerToken / peaks.last!)
     }
 
     /// A fixed, varied token sequence (speed does not depend on the ids).

@@ -101,6 +101,12 @@ public struct TrainingThroughput: Sendable, Codable {
     /// SGEMM rate in the same run (1024 x 1024 x 1024, median of runs before and after the steps).
     public var gemm_gflops: Double
     public var gemm_fraction: Double
+    /// The SGEMM kernel (`BLAS.kernelName`) and the FMA peak at `threads` threads, measured in the
+    /// same run, with the step's rate and the SGEMM's as fractions of it.
+    public var gemm_kernel: String
+    public var fma_peak_gflops: Double
+    public var peak_fraction: Double
+    public var gemm_peak_fraction: Double
 }
 
 extension TrainingBenchmark {
@@ -118,6 +124,7 @@ extension TrainingBenchmark {
         let trainer = try BalconyTrainer(model: model, configuration: config, data: data, balconies: balconies, fingerprint: "bench")
         let gemm = { MachineCeilings.gemmFlops(m: 1024, n: 1024, k: 1024, repeats: 3) }
         var gemmRates = [gemm()]
+        let peak = MachineCeilings.fmaPeak(threads: ComputeThreads.count)
         var reports: [TrainingStepReport] = [], walls: [Double] = [], cpus: [Double] = []
         for s in 0...steps {
             let cpu0 = processCPUSeconds(), t0 = Date()
@@ -141,7 +148,9 @@ extension TrainingBenchmark {
             step_s: step, tokens_per_s: Double(sequences * tokens) / step, teacher_s: teacher, balcony_s: balcony,
             head_s: head, other_s: max(0, step - teacher - balcony - head), cpu_s: median(cpus),
             teacher_gflop: f.teacher / 1e9, balcony_gflop: f.balcony / 1e9, head_gflop: f.head / 1e9,
-            gflops: rate / 1e9, gemm_gflops: gemmRate / 1e9, gemm_fraction: rate / gemmRate)
+            gflops: rate / 1e9, gemm_gflops: gemmRate / 1e9, gemm_fraction: rate / gemmRate,
+            gemm_kernel: BLAS.kernelName, fma_peak_gflops: peak / 1e9, peak_fraction: rate / peak,
+            gemm_peak_fraction: gemmRate / peak)
     }
 
     /// FLOPs of a whole training step by phase: the teacher's base layers forward (linear layers

@@ -157,4 +157,42 @@ long balcony_atomic_fetch_add(long *counter, long value);
 /// contents with it) until a larger request or the thread's exit; NULL when memory runs out.
 float *balcony_thread_scratch(size_t count);
 
+/// Balcony's SGEMM kernels (sgemm.c). AVX512_SHAPE_ON_AVX2 is the AVX-512 kernel's tile shape and
+/// blocking built for AVX2, which tests run where AVX-512 is missing.
+enum {
+    BALCONY_SGEMM_PORTABLE = 0,
+    BALCONY_SGEMM_AVX2 = 1,
+    BALCONY_SGEMM_AVX512 = 2,
+    BALCONY_SGEMM_AVX512_SHAPE_ON_AVX2 = 3,
+};
+
+/// 1 when this CPU can run the kernel.
+int balcony_sgemm_kernel_available(int kernel);
+
+/// The kernel balcony_sgemm uses: the widest this CPU runs.
+int balcony_sgemm_default_kernel(void);
+
+/// The kernel's name ("balcony-avx2-6x16"), or NULL when this CPU cannot run it.
+const char *balcony_sgemm_kernel_name(int kernel);
+
+/// Single-threaded, row-major C[m, n] = alpha * op(A) · op(B) + beta * C, where op(A) is A[m, k]
+/// (trans_a 0, row stride lda) or A[k, m]^T (trans_a 1), and op(B) is B[k, n] (trans_b 0) or
+/// B[n, k]^T (trans_b 1, a PyTorch-layout weight). beta 0 never reads C. Aborts when its packing
+/// buffers (a few MiB per thread, kept) cannot be allocated.
+void balcony_sgemm(int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha, const float *a, size_t lda,
+                   const float *b, size_t ldb, float beta, float *c, size_t ldc);
+
+/// balcony_sgemm with a chosen kernel (tests, benchmarks); returns 0 without computing anything
+/// when this CPU cannot run it or memory runs out.
+int balcony_sgemm_with(int kernel, int trans_a, int trans_b, size_t m, size_t n, size_t k, float alpha,
+                       const float *a, size_t lda, const float *b, size_t ldb, float beta, float *c, size_t ldc);
+
+/// Floats per vector balcony_fma_chains uses: 16 (AVX-512), 8 (AVX2) or 4 (portable C).
+int balcony_fma_lanes(void);
+
+/// Runs `iterations` steps of ten independent multiply-add chains on balcony_fma_lanes() floats
+/// each (2 * 10 * lanes FLOPs a step; fused where the CPU has FMA) and returns a value computed
+/// from them (fma_peak.c).
+float balcony_fma_chains(long iterations);
+
 #endif
