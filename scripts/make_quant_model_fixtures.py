@@ -20,6 +20,9 @@ Tests/BalconyCoreTests/Fixtures/models/quantized/:
                           weights) with float activations, the whole text in one batch.
                         It also records how far the two paths are apart, the size of the effect a
                         test of either path must resolve.
+    dequantized-<TYPE>.f32  the first DEQUANT_ROWS rows of blk.0.ffn_down.weight of each file as the
+                        gguf package dequantizes them (gguf.quants.dequantize), little-endian float32:
+                        blocks made by llama.cpp's own quantizer, for a bit-exact check
 
 Weights are scaled so that attention is peaked and log-probabilities spread over several nats.
 
@@ -44,6 +47,7 @@ QUANTIZE = os.environ.get("LLAMA_QUANTIZE", os.path.expanduser("~/.cache/balcony
 DIM, HIDDEN, LAYERS, HEADS, KV_HEADS, CONTEXT = 256, 512, 1, 4, 2, 256
 TEXT = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends."
 # llama-quantize's names: with --pure every matrix gets the type itself.
+DEQUANT_TENSOR, DEQUANT_ROWS = "blk.0.ffn_down.weight", 4
 PURE_TYPES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S", "Q4_K_S", "Q5_K_S", "Q6_K", "IQ4_NL", "IQ4_XS"]
 MIXED_TYPES = ["Q4_K_M"]
 
@@ -159,10 +163,15 @@ def main():
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             reader = gguf.GGUFReader(out)
             tensor_types = sorted({t.tensor_type.name for t in reader.tensors})
+            tensor = next(t for t in reader.tensors if t.name == DEQUANT_TENSOR)
+            rows = gguf.quants.dequantize(np.array(tensor.data), tensor.tensor_type)[:DEQUANT_ROWS]
+            rows.astype("<f4").tofile(os.path.join(OUT, f"dequantized-{name}.f32"))
             quantized = log_probs(out, ids, one_token_at_a_time=True)
             floats = log_probs(widened, ids, one_token_at_a_time=False)
             gap = float(np.mean(np.abs(np.array(quantized) - np.array(floats))))
             expected["files"][name] = {"file": f"model-{name}.gguf", "tensor_types": tensor_types,
+                                       "dequantized": {"tensor": DEQUANT_TENSOR, "type": tensor.tensor_type.name,
+                                                       "rows": DEQUANT_ROWS, "file": f"dequantized-{name}.f32"},
                                        "quantized_activations": quantized, "float_activations": floats,
                                        "mean_abs_gap_between_paths": gap,
                                        "mean_log_prob": float(np.mean(floats))}

@@ -15,6 +15,13 @@ import Testing
             let quantized_activations: [Double]
             let float_activations: [Double]
             let mean_abs_gap_between_paths: Double
+            let dequantized: Dequantized
+        }
+        struct Dequantized: Decodable {
+            let tensor: String
+            let type: String
+            let rows: Int
+            let file: String
         }
         let tokens: [Int]
         let files: [String: File]
@@ -31,6 +38,22 @@ import Testing
     static func meanAbsDifference(_ a: [Double], _ b: [Double]) -> Double {
         precondition(a.count == b.count)
         return zip(a, b).map { abs($0 - $1) }.reduce(0, +) / Double(a.count)
+    }
+
+    /// Blocks made by llama.cpp's own quantizer dequantize bit for bit as the gguf package reads them.
+    @Test(arguments: names)
+    func quantizerMadeBlocksDequantizeLikeTheGGUFPackage(name: String) throws {
+        let f = try #require(try Self.expected().files[name])
+        let loaded = try ModelLoader.load(path: Self.directory.appendingPathComponent(f.file).path)
+        #expect(f.dequantized.tensor == "blk.0.ffn_down.weight")
+        let m = loaded.weights.layers[0].down
+        #expect(m.type.rawValue == f.dequantized.type)
+        let data = try Data(contentsOf: Self.directory.appendingPathComponent(f.dequantized.file))
+        let expected = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        #expect(expected.count == f.dequantized.rows * m.cols)
+        var ours = [Float](repeating: .nan, count: f.dequantized.rows * m.cols)
+        m.widenRows(0, f.dequantized.rows, into: &ours)
+        #expect(ours.map(\.bitPattern) == expected.map(\.bitPattern), "\(name): \(f.dequantized.type) rows")
     }
 
     /// log softmax(logits)[token], in double precision.

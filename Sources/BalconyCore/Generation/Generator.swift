@@ -75,8 +75,11 @@ public struct Generator {
     }
 
     /// Prompt ids for `text`: BOS when the tokenizer adds it; BOS alone for an empty prompt.
+    /// Control-token texts in the prompt ("<|im_start|>", "<s>") become their ids, as llama.cpp
+    /// tokenizes prompts: a chat prompt written out by hand means what its template would render.
     public func promptTokens(_ text: String) -> [Int] {
-        var ids = tokenizer.encodeForModel(text)
+        var ids = tokenizer.encode(text, parseSpecial: true)
+        if tokenizer.addsBOS, let bos = tokenizer.bosTokenId, ids.first != bos { ids = [bos] + ids }
         if ids.isEmpty, let bos = tokenizer.bosTokenId { ids = [bos] }
         return ids
     }
