@@ -93,11 +93,15 @@ typedef float f32x16 __attribute__((vector_size(64)));
 
 static int has_avx512(void) {
     static int cached = -1;
-    if (cached < 0) {
+    // Read and written atomically: threads may ask at once (ThreadSanitizer flagged the plain int);
+    // every writer stores the same value, so relaxed order is enough.
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && balcony_has_avx2();
+        v = __builtin_cpu_supports("avx512f") && balcony_has_avx2();
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     }
-    return cached;
+    return v;
 }
 #endif
 

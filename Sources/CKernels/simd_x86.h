@@ -12,11 +12,15 @@
 /// 1 when the CPU has AVX2, FMA and F16C (every AVX2 CPU in practice).
 static inline int balcony_has_avx2(void) {
     static int cached = -1;
-    if (cached < 0) {
+    // Read and written atomically: threads may ask at once (ThreadSanitizer flagged the plain int);
+    // every writer stores the same value, so relaxed order is enough.
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     }
-    return cached;
+    return v;
 }
 
 /// Sum of the eight lanes: halves, then pairs, then the last two.

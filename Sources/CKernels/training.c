@@ -95,11 +95,15 @@ static _Atomic int tk_portable_only = 0;
 
 static int tk_has_avx2(void) {
     static int cached = -1;
-    if (cached < 0) {
+    // Read and written atomically: threads may ask at once (ThreadSanitizer flagged the plain int);
+    // every writer stores the same value, so relaxed order is enough.
+    int v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     }
-    return cached && !atomic_load_explicit(&tk_portable_only, memory_order_relaxed);
+    return v && !atomic_load_explicit(&tk_portable_only, memory_order_relaxed);
 }
 #define DISPATCH(name, ...) \
     do { if (tk_has_avx2()) tk_avx2_##name(__VA_ARGS__); else tk_portable_##name(__VA_ARGS__); } while (0)
