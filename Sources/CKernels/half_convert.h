@@ -2,6 +2,7 @@
 #define BALCONY_HALF_CONVERT_H
 
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 /// IEEE half (F16) to float, exactly (every half value is a float): the portable conversion,
@@ -30,6 +31,29 @@ static inline float balcony_bf16_to_fp32(uint16_t h) {
     float f;
     memcpy(&f, &bits, 4);
     return f;
+}
+
+/// F32 to IEEE half, rounding to nearest even, as F16C's vcvtps2ph (what llama.cpp's
+/// GGML_CPU_FP32_TO_FP16 is on x86) and ggml's portable conversion do. Written out so that every
+/// CPU stores the same bits.
+static inline uint16_t balcony_fp32_to_fp16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax > 0x7f800000u) return sign | 0x7e00;           // NaN (quiet)
+    if (ax >= 0x47800000u) return sign | 0x7c00;          // 65536 and up (and inf): infinity
+    if (ax < 0x38800000u) {
+        // Below the smallest normal half (2^-14): a multiple of 2^-24. Scaling by 2^24 is exact,
+        // and rintf rounds to nearest even; 1024 comes out as the smallest normal, 0x0400.
+        float units = fabsf(f) * 16777216.0f;
+        return sign | (uint16_t)rintf(units);
+    }
+    // Normal: rebias the exponent (127 -> 15) and round away the low 13 mantissa bits to nearest
+    // even; a carry out of the mantissa steps the exponent, up to infinity past 65504.
+    uint32_t r = ax - 0x38000000u;
+    r += 0x0fffu + ((r >> 13) & 1u);
+    return sign | (uint16_t)(r >> 13);
 }
 
 #endif

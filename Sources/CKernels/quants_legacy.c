@@ -81,29 +81,6 @@ static ALWAYS_INLINE int takes_q8_1(int type) { return type == BALCONY_GGML_Q4_1
 
 // MARK: - Activations
 
-/// F32 to IEEE half, rounding to nearest even, as F16C's vcvtps2ph (what llama.cpp's
-/// GGML_CPU_FP32_TO_FP16 is on x86) and ggml's portable conversion do. Written out so that every
-/// CPU stores the same bits.
-static uint16_t fp32_to_fp16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-    uint32_t ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u) return sign | 0x7e00;           // NaN (quiet)
-    if (ax >= 0x47800000u) return sign | 0x7c00;          // 65536 and up (and inf): infinity
-    if (ax < 0x38800000u) {
-        // Below the smallest normal half (2^-14): a multiple of 2^-24. Scaling by 2^24 is exact,
-        // and rintf rounds to nearest even; 1024 comes out as the smallest normal, 0x0400.
-        float units = fabsf(f) * 16777216.0f;
-        return sign | (uint16_t)rintf(units);
-    }
-    // Normal: rebias the exponent (127 -> 15) and round away the low 13 mantissa bits to nearest
-    // even; a carry out of the mantissa steps the exponent, up to infinity past 65504.
-    uint32_t r = ax - 0x38000000u;
-    r += 0x0fffu + ((r >> 13) & 1u);
-    return sign | (uint16_t)(r >> 13);
-}
-
 /// Quantizes one block of 32 like llama.cpp's x86 quantize_row_q8_0 / q8_1 (the AVX/AVX2 path, the
 /// one x86 builds run), which is not its reference quantize_row_q8_0_ref in two ways: the
 /// multiplier is 127 / amax rather than 1 / (amax / 127), and values are rounded to nearest even
@@ -504,12 +481,12 @@ int balcony_q_legacy_quantize_activations(int dot_type, const float *x, size_t c
         float d;
         int sum = quantize_block(x + b * QK, q, &d, avx2);
         if (dot_type == BALCONY_GGML_Q8_0) {
-            uint16_t hd = fp32_to_fp16(d);
+            uint16_t hd = balcony_fp32_to_fp16(d);
             memcpy(o, &hd, 2);
             o += 34;
         } else {
             // s is made from the unrounded d, as llama.cpp does (d * sum, then to f16).
-            uint16_t hd = fp32_to_fp16(d), hs = fp32_to_fp16(d * (float)sum);
+            uint16_t hd = balcony_fp32_to_fp16(d), hs = balcony_fp32_to_fp16(d * (float)sum);
             memcpy(o, &hd, 2);
             memcpy(o + 2, &hs, 2);
             o += 36;

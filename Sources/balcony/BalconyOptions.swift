@@ -19,32 +19,46 @@ struct BalconyOptions: ParsableArguments {
     @Option(help: "Random balconies at these exits (comma-separated), for speed measurements without training.")
     var randomExits: String?
 
+    @Option(help: ArgumentHelp("Run the balconies as F32 (as trained), as a block type (q8_0, q5_1, q5_0, q4_1, q4_0), or as the base model's own ('base').",
+                               valueName: "type"))
+    var balconyType: String = "f32"
+
     func validate() throws {
         let picks = [exit != nil, budget != nil, latencyMs != nil].filter { $0 }.count
         if picks > 1 { throw ValidationError("give at most one of --exit, --budget and --latency-ms") }
         if balconies != nil && randomExits != nil { throw ValidationError("give --balconies or --random-exits, not both") }
+        do { _ = try BalconyWeightType(parsing: balconyType) } catch { throw ValidationError("--balcony-type: \(error.localizedDescription)") }
     }
 
     var wantsBalconies: Bool { balconies != nil || randomExits != nil }
 
     /// The balcony model, or nil when no balconies were given.
     func load(_ rt: LoadedRuntime) throws -> BalconyModel? {
-        try Self.load(rt, balconies: balconies, randomExits: randomExits)
+        try Self.load(rt, balconies: balconies, randomExits: randomExits, weightType: BalconyWeightType(parsing: balconyType))
     }
 
     /// The balcony model from a balcony file or random balconies at listed exits; nil for neither.
-    static func load(_ rt: LoadedRuntime, balconies: String?, randomExits: String?) throws -> BalconyModel? {
+    static func load(_ rt: LoadedRuntime, balconies: String?, randomExits: String?,
+                     weightType: BalconyWeightType = .f32) throws -> BalconyModel? {
         if let file = balconies {
             let loaded = try BalconyFile.read(from: URL(fileURLWithPath: file), base: rt.model.weights)
             for note in loaded.notes { printError("note: \(note)") }
-            return try BalconyModel(base: rt.model, balconies: loaded.balconies, source: file)
+            return try noteKept(BalconyModel(base: rt.model, balconies: loaded.balconies, source: file, weightType: weightType))
         }
         if let list = randomExits {
             let exits = try parseExitList(list)
             let params = exits.map { BalconyParameters.randomInitialized(config: rt.model.config, exit: $0, seed: UInt64($0)) }
-            return try BalconyModel(base: rt.model, balconies: params, source: "--random-exits")
+            return try noteKept(BalconyModel(base: rt.model, balconies: params, source: "--random-exits", weightType: weightType))
         }
         return nil
+    }
+
+    /// Says which balcony matrices could not take the asked block type (rows not whole blocks).
+    static func noteKept(_ model: BalconyModel) -> BalconyModel {
+        if model.matricesKeptF32 > 0 {
+            printError("note: \(model.matricesKeptF32) balcony matrices stay F32: their rows are not whole \(model.weightType) blocks")
+        }
+        return model
     }
 
     /// The exit the user asked for, directly or through a budget. `measure` gives per-token decode

@@ -19,6 +19,9 @@ struct EvalCommand: AsyncParsableCommand {
     var balconies: [String] = []
     @Option(help: "Labels of the balcony files after the first, comma-separated (default: from each file's init and training tokens).")
     var labels: String?
+    @Option(help: ArgumentHelp("Element types to run the balcony files in, comma-separated (f32, q8_0, q5_1, q5_0, q4_1, q4_0, base): each file is evaluated once per type, as variants 'LABEL@TYPE'.",
+                               valueName: "types"))
+    var balconyTypes: String = "f32"
     @Option(help: "Also evaluate untrained balconies at these exits, copies of the last layer (the authors' init).")
     var copyInitExits: String?
     @Option(help: "Also evaluate untrained randomly initialized balconies at these exits.")
@@ -45,6 +48,11 @@ struct EvalCommand: AsyncParsableCommand {
         if numFewshot < 0 { throw ValidationError("--num-fewshot must not be negative") }
         if speedTokens < 0 { throw ValidationError("--speed-tokens must not be negative") }
         if let w = window, w < 2 { throw ValidationError("--window must be at least 2") }
+        do { _ = try parsedBalconyTypes() } catch { throw ValidationError("--balcony-types: \(error.localizedDescription)") }
+    }
+
+    func parsedBalconyTypes() throws -> [BalconyWeightType] {
+        try balconyTypes.split(separator: ",").map { try BalconyWeightType(parsing: $0.trimmingCharacters(in: .whitespaces)) }
     }
 
     func run() async throws {
@@ -114,13 +122,20 @@ struct EvalCommand: AsyncParsableCommand {
     func loadVariants(_ rt: LoadedRuntime) throws -> [BalconyVariant] {
         let given = labels.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
         var out: [BalconyVariant] = []
+        let types = try parsedBalconyTypes()
+        var files = 0
         func add(_ label: String, file: String?, params: [BalconyParameters], initialization: String, steps: Int, tokens: Int) throws {
-            let i = out.count
-            var label = i > 0 && i - 1 < given.count ? given[i - 1] : label
-            while out.contains(where: { $0.label == label }) { label += "+" }
-            let model = try BalconyModel(base: rt.model, balconies: params, source: file ?? label)
-            out.append(BalconyVariant(method: i == 0 ? "balcony" : "balcony:\(label)", label: label, file: file, model: model,
-                                      initialization: initialization, steps: steps, tokensSeen: tokens))
+            let named = files > 0 && files - 1 < given.count ? given[files - 1] : label
+            files += 1
+            // Untrained balconies are only reference points: F32 is enough for them.
+            for type in file == nil ? [.f32] : types {
+                let i = out.count
+                let model = try BalconyOptions.noteKept(BalconyModel(base: rt.model, balconies: params, source: file ?? named, weightType: type))
+                var label = file != nil && types.count > 1 ? "\(named)@\(model.weightType)" : named
+                while out.contains(where: { $0.label == label }) { label += "+" }
+                out.append(BalconyVariant(method: i == 0 ? "balcony" : "balcony:\(label)", label: label, file: file, model: model,
+                                          initialization: initialization, steps: steps, tokensSeen: tokens))
+            }
         }
         for file in balconies {
             let loaded = try BalconyFile.read(from: URL(fileURLWithPath: file), base: rt.model.weights)

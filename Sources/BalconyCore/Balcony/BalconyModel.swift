@@ -55,23 +55,40 @@ public final class BalconyModel: Sendable {
     /// Exit depths, ascending.
     public let exits: [Int]
 
+    /// The element type the balcony layers run in (F32 as trained, or a block type chosen at load).
+    public let weightType: BalconyWeightType
+    /// Balcony matrices left in F32 because their rows are not whole blocks of `weightType`.
+    public let matricesKeptF32: Int
+
     public var config: LlamaConfig { base.config }
 
-    public init(base: LlamaModel, balconies: [BalconyParameters], source: String = "balconies") throws {
-        var layers: [Int: LayerWeights] = [:], norms: [Int: [Float]] = [:]
+    /// - Parameter weightType: quantizes the balconies' product matrices at load (`.base` picks the
+    ///   base model's own block type); norms and biases stay F32, as in llama.cpp's files.
+    public init(base: LlamaModel, balconies: [BalconyParameters], source: String = "balconies",
+                weightType: BalconyWeightType = .f32) throws {
+        let type = weightType.resolved(for: base.weights)
+        var layers: [Int: LayerWeights] = [:], norms: [Int: [Float]] = [:], kept = 0
         for b in balconies {
             guard b.exit >= 1, b.exit < base.config.layerCount else {
                 throw BalconyError.exitOutOfRange(b.exit, layers: base.config.layerCount)
             }
             guard layers[b.exit] == nil else { throw BalconyError.duplicateExit(b.exit) }
             try b.validate(config: base.config, source: source)
-            layers[b.exit] = b.layerWeights(config: base.config)
+            var layer = b.layerWeights(config: base.config)
+            if case let .quantized(q) = type {
+                let (quantized, keptF32) = layer.quantized(to: q)
+                layer = quantized
+                kept += keptF32
+            }
+            layers[b.exit] = layer
             norms[b.exit] = b.norm
         }
         self.base = base
         self.layers = layers
         self.norms = norms
         self.exits = layers.keys.sorted()
+        self.weightType = type
+        self.matricesKeptF32 = kept
     }
 
     /// Checks that `choice` names a trained exit (or full).

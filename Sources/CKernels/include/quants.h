@@ -67,4 +67,11 @@ void balcony_quant_dequantize_rows(int type, const void *w, size_t cols, float *
 void balcony_quant_dequantize_rows_portable(int type, const void *w, size_t cols, float *out, size_t row_begin,
                                             size_t row_end);
 
+/// 1 when balcony_quant_quantize_rows can make `type` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0), else 0.
+int balcony_quant_can_quantize(int type);
+
+/// Quantizes rows x cols F32 values (row-major; cols a multiple of 32) into `type` blocks at out,
+/// bit for bit as llama.cpp's reference quantize_row_*_ref (and gguf-py's quantizer) make them.
+void balcony_quant_quantize_rows(int type, const float *x, size_t cols, void *out, size_t rows);
+
 #endif
